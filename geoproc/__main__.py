@@ -1,0 +1,5 @@
+import sys
+
+from geoproc.cli import main
+
+sys.exit(main())

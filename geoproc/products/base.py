@@ -1,0 +1,100 @@
+"""The one interface every product shares, so the CLI, the engine and analysts treat them alike.
+
+A product module (`flood`, `lst`, `canopy`) exposes ``SPEC: ProductSpec`` and
+``run(dataset, **options) -> xarray.Dataset``. ``run`` accepts any Dataset whose
+variables use STAC common band names (`red`, `nir08`, `lwir11`, `vv`, ...) on dims
+``(time, y, x)`` (or ``(y, x)`` for one scene), with masked pixels as NaN, and returns
+the output variables described by ``SPEC.outputs`` with CF attributes set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import xarray as xr
+
+
+@dataclass(frozen=True)
+class VariableSpec:
+    """One output variable and its CF metadata."""
+
+    name: str
+    dtype: str
+    units: str
+    long_name: str
+    fill_value: float | int | None = None
+    standard_name: str | None = None
+    flag_values: tuple[int, ...] | None = None
+    flag_meanings: tuple[str, ...] | None = None
+    flag_masks: tuple[int, ...] | None = None
+    valid_range: tuple[float, float] | None = None
+
+    def attrs(self) -> dict:
+        """CF attributes for this variable (``_FillValue`` goes to the encoding)."""
+        out: dict = {"units": self.units, "long_name": self.long_name}
+        if self.standard_name:
+            out["standard_name"] = self.standard_name
+        if self.flag_values is not None:
+            out["flag_values"] = np.array(self.flag_values, dtype=self.dtype)
+        if self.flag_masks is not None:
+            out["flag_masks"] = np.array(self.flag_masks, dtype=self.dtype)
+        if self.flag_meanings is not None:
+            out["flag_meanings"] = " ".join(self.flag_meanings)
+        if self.valid_range is not None:
+            out["valid_range"] = np.array(self.valid_range, dtype=self.dtype)
+        return out
+
+
+@dataclass(frozen=True)
+class ProductSpec:
+    """What a product needs and what it makes."""
+
+    name: str
+    """Product name used on the CLI and in store paths (`flood`, `lst`, `canopy`)."""
+    version: str
+    """Algorithm version, written to the store attributes."""
+    method: str
+    """One line naming the method and its sources."""
+    required_inputs: tuple[str, ...]
+    """Common band names that must be present."""
+    optional_inputs: tuple[str, ...] = ()
+    """Common band names used when present."""
+    temporal: Literal["scene", "series"] = "scene"
+    """`scene`: one output per input date; `series`: one output per period (e.g. year)."""
+    outputs: tuple[VariableSpec, ...] = field(default_factory=tuple)
+    """Output variables."""
+    halo: int = 0
+    """Pixels of context each side a spatial window needs (0 for per-pixel methods)."""
+
+    def output(self, name: str) -> VariableSpec:
+        for v in self.outputs:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+
+def apply_output_attrs(ds: xr.Dataset, spec: ProductSpec, params: dict | None = None) -> xr.Dataset:
+    """Set CF attributes and fill values on a product Dataset from its spec."""
+    for v in spec.outputs:
+        if v.name not in ds:
+            continue
+        ds[v.name].attrs.update(v.attrs())
+        if v.fill_value is not None:
+            ds[v.name].encoding["_FillValue"] = v.fill_value
+    ds.attrs.update(
+        {
+            "product": spec.name,
+            "algorithm_version": spec.version,
+            "method": spec.method,
+            "parameters": _jsonable(params or {}),
+        }
+    )
+    return ds
+
+
+def _jsonable(params: dict) -> str:
+    import json
+
+    return json.dumps(params, sort_keys=True, default=str)
