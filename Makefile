@@ -1,0 +1,35 @@
+# Two commands a user needs: `make demo` and `make test`. Both set themselves up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.geoproc-installed
+SAMPLE_SIZE ?= medium
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+
+.PHONY: install demo test test-all lint bench clean
+
+install: $(STAMP)
+
+# constraints.txt pins the whole dependency tree (torch to the CPU build on disk).
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/geoproc demo --archive data/sample-$(SAMPLE_SIZE) --size $(SAMPLE_SIZE) --out output
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-all: install
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf output data/sample-* .prefect

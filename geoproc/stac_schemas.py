@@ -1,0 +1,100 @@
+"""Offline STAC validation: the official JSON Schemas, resolved from a local mirror.
+
+Validators such as stac-validator and pystac fetch schemas over the network, which
+production sandboxes and CI here cannot reach. This module validates an Item, Collection
+or Catalog against the core schema of its `stac_version` and every schema listed in its
+`stac_extensions`, resolving each `https://HOST/PATH` from `<schema root>/HOST/PATH`.
+The root is `GEOPROC_STAC_SCHEMAS` or the `shared/stac-schemas` folder beside the checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlparse
+
+import jsonschema
+from referencing import Registry, Resource
+from referencing.exceptions import NoSuchResource
+
+_CORE = {
+    "Feature": "item-spec/json-schema/item.json",
+    "Collection": "collection-spec/json-schema/collection.json",
+    "Catalog": "catalog-spec/json-schema/catalog.json",
+}
+
+
+class StacValidationError(ValueError):
+    """A STAC object does not match one of its schemas; the message lists every problem."""
+
+
+def schema_root() -> Path:
+    env = os.environ.get("GEOPROC_STAC_SCHEMAS")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent.parent / "shared" / "stac-schemas"
+        if candidate.is_dir():
+            return candidate
+        candidate = parent / "shared" / "stac-schemas"
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(
+        "No local STAC schemas found: set GEOPROC_STAC_SCHEMAS to a folder laid out as "
+        "HOST/PATH (see shared/stac-schemas/README.md)."
+    )
+
+
+def _local_path(url: str) -> Path:
+    parsed = urlparse(url)
+    return schema_root() / parsed.netloc / parsed.path.lstrip("/")
+
+
+def _retrieve(uri: str) -> Resource:
+    path = _local_path(uri)
+    if not path.is_file():
+        raise NoSuchResource(ref=uri)
+    return Resource.from_contents(json.loads(path.read_text()))
+
+
+@lru_cache(maxsize=1)
+def _registry() -> Registry:
+    return Registry(retrieve=_retrieve)
+
+
+def _schema_urls(obj: dict) -> list[str]:
+    kind = obj.get("type")
+    if kind not in _CORE:
+        raise StacValidationError(f"Not a STAC Item, Collection or Catalog (type={kind!r}).")
+    version = obj.get("stac_version", "1.0.0")
+    urls = [f"https://schemas.stacspec.org/v{version}/{_CORE[kind]}"]
+    urls.extend(obj.get("stac_extensions", []))
+    return urls
+
+
+def validate_stac(obj: dict) -> list[str]:
+    """Validate against core + extension schemas; return the schema URLs used.
+
+    Raises `StacValidationError` listing each failing schema and path.
+    """
+    problems: list[str] = []
+    used = _schema_urls(obj)
+    for url in used:
+        try:
+            schema = _retrieve(url).contents
+        except NoSuchResource:
+            problems.append(f"{url}: schema not available offline")
+            continue
+        validator_cls = jsonschema.validators.validator_for(
+            schema, default=jsonschema.Draft7Validator
+        )
+        validator = validator_cls(schema, registry=_registry())
+        for err in validator.iter_errors(obj):
+            where = "/".join(str(p) for p in err.absolute_path) or "(root)"
+            problems.append(f"{url}: {where}: {err.message[:300]}")
+    if problems:
+        raise StacValidationError(f"{obj.get('id', '?')}: " + "; ".join(problems[:20]))
+    return used

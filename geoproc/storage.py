@@ -1,0 +1,148 @@
+"""One place that turns a URL into something to read and write: local paths, file://, s3://.
+
+Everything else in geoproc takes URLs and asks this module for a filesystem or a Zarr
+store, so supporting another object store means changing this file only. S3 endpoint and
+credentials come from the environment (see `geoproc.settings`); secrets never appear in
+messages.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import fsspec
+
+from geoproc.errors import CredentialsError, StorageURLError
+from geoproc.settings import Settings, get_settings
+
+SUPPORTED_SCHEMES = ("file", "s3")
+
+
+@dataclass(frozen=True)
+class Location:
+    """A parsed storage URL: scheme plus the path inside that filesystem."""
+
+    scheme: str
+    """`file` or `s3`."""
+    path: str
+    """Absolute local path, or `bucket/prefix` for s3."""
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.path}" if self.scheme != "file" else self.path
+
+    def join(self, *parts: str) -> Location:
+        tail = "/".join(p.strip("/") for p in parts if p)
+        return Location(self.scheme, f"{self.path.rstrip('/')}/{tail}" if tail else self.path)
+
+
+def parse_url(url: str | os.PathLike) -> Location:
+    """Parse a local path, file:// or s3:// URL; anything else is a usage error."""
+    text = os.fspath(url).strip()
+    if not text:
+        raise StorageURLError(
+            "The output URL is empty: pass a local path, file:///abs/path or s3://bucket/prefix."
+        )
+    parsed = urlparse(text)
+    scheme = parsed.scheme.lower()
+    if scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
+        local = parsed.path if scheme == "file" else text
+        if scheme == "file" and parsed.netloc not in ("", "localhost"):
+            raise StorageURLError(
+                f"file URL {text!r} names a host; use file:///absolute/path (three slashes) or a plain path."
+            )
+        return Location("file", str(Path(local).expanduser().resolve()))
+    if scheme == "s3":
+        if not parsed.netloc:
+            raise StorageURLError(f"s3 URL {text!r} has no bucket; use s3://BUCKET/PREFIX.")
+        return Location("s3", f"{parsed.netloc}{parsed.path}".rstrip("/"))
+    raise StorageURLError(
+        f"Unsupported URL scheme {parsed.scheme!r} in {text!r}: use a local path, file:// or s3://."
+    )
+
+
+def storage_options(location: Location, *, settings: Settings | None = None) -> dict[str, Any]:
+    """fsspec options for a location (empty for local files)."""
+    if location.scheme != "s3":
+        return {}
+    settings = settings or get_settings()
+    if settings.s3_anonymous:
+        opts: dict[str, Any] = {"anon": True}
+    else:
+        key, secret = settings.resolved_s3_credentials()
+        if bool(key) != bool(secret):
+            missing = "secret access key" if key else "access key id"
+            raise CredentialsError(
+                f"The S3 {missing} is missing: set GEOPROC_S3_ACCESS_KEY_ID and "
+                "GEOPROC_S3_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)."
+            )
+        if not key:
+            has_profile = os.environ.get("AWS_PROFILE") or os.path.exists(
+                os.path.expanduser("~/.aws/credentials")
+            )
+            if not has_profile:
+                raise CredentialsError(
+                    f"No S3 credentials for s3://{location.path.split('/')[0]}: set "
+                    "GEOPROC_S3_ACCESS_KEY_ID and GEOPROC_S3_SECRET_ACCESS_KEY (or the AWS_* "
+                    "variables), or GEOPROC_S3_ANONYMOUS=true for a public bucket."
+                )
+            opts = {}
+        else:
+            opts = {"key": key, "secret": secret}
+    client_kwargs: dict[str, Any] = {"region_name": settings.s3_region}
+    endpoint = settings.resolved_s3_endpoint()
+    if endpoint:
+        client_kwargs["endpoint_url"] = endpoint
+    opts["client_kwargs"] = client_kwargs
+    # Retries for throttling and 5xx are botocore's job; give it more attempts than default.
+    opts["config_kwargs"] = {"retries": {"max_attempts": 8, "mode": "adaptive"}}
+    return opts
+
+
+def filesystem(url: str | os.PathLike | Location) -> tuple[fsspec.AbstractFileSystem, str]:
+    """(filesystem, path inside it) for a URL."""
+    location = url if isinstance(url, Location) else parse_url(url)
+    fs = fsspec.filesystem(location.scheme, **storage_options(location))
+    return fs, location.path
+
+
+def zarr_store(url: str | os.PathLike | Location, *, read_only: bool = False):
+    """A zarr v3 store for a URL (LocalStore for files, FsspecStore for s3)."""
+    import zarr.storage
+
+    location = url if isinstance(url, Location) else parse_url(url)
+    if location.scheme == "file":
+        return zarr.storage.LocalStore(location.path, read_only=read_only)
+    fs = fsspec.filesystem("s3", asynchronous=True, **storage_options(location))
+    return zarr.storage.FsspecStore(fs, path=location.path, read_only=read_only)
+
+
+def exists(url: str | os.PathLike | Location) -> bool:
+    fs, path = filesystem(url)
+    return fs.exists(path)
+
+
+def write_bytes_atomic(url: str | os.PathLike | Location, data: bytes) -> None:
+    """Write a small object so readers see the old or the new content, never a torn one.
+
+    Local files go through a temporary name and `os.replace`; S3 PUTs are atomic per object.
+    """
+    location = url if isinstance(url, Location) else parse_url(url)
+    if location.scheme == "file":
+        target = Path(location.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        return
+    fs, path = filesystem(location)
+    fs.pipe_file(path, data)
+
+
+def read_bytes(url: str | os.PathLike | Location) -> bytes:
+    fs, path = filesystem(url)
+    return fs.cat_file(path)
