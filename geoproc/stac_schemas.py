@@ -53,6 +53,7 @@ def _local_path(url: str) -> Path:
     return schema_root() / parsed.netloc / parsed.path.lstrip("/")
 
 
+@lru_cache(maxsize=512)
 def _retrieve(uri: str) -> Resource:
     path = _local_path(uri)
     if not path.is_file():

@@ -1,0 +1,184 @@
+"""Colour styles of the published layers: class tables and fixed ramps, plus their legends.
+
+Why fixed ramps: a web map compares dates and tiles side by side, so a colour must mean the
+same value everywhere; stretching each tile to its own range would invent seams at tile and
+zone edges. LST uses a perceptual "inferno"-like ramp over 250-330 K (the span of land
+surface temperature in Landsat Collection 2 ST products outside polar night and deserts,
+USGS LSDS-1619 "Landsat 8-9 C2 L2 Science Product Guide"); values outside are clipped to the
+end colours. Class colours follow common practice in flood (DSWx-HLS, OPERA product spec
+JPL D-107395: open water blue, flood/inundation cyan) and forest type maps (broadleaf light
+green, conifer dark green). Nodata is always transparent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+RGBA = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class ClassEntry:
+    value: int
+    name: str
+    rgba: RGBA
+
+
+@dataclass(frozen=True)
+class LayerStyle:
+    """How one variable is drawn and explained in the legend."""
+
+    title: str
+    units: str = ""
+    classes: tuple[ClassEntry, ...] = ()
+    """Non-empty for class maps: one colour per stored value."""
+    vmin: float = 0.0
+    vmax: float = 1.0
+    stops: tuple[RGBA, ...] = field(default_factory=tuple)
+    """Colours of a continuous ramp from vmin to vmax (evenly spaced)."""
+
+    @property
+    def is_classes(self) -> bool:
+        return bool(self.classes)
+
+    def class_colormap(self) -> dict[int, RGBA]:
+        """Value -> RGBA for class maps (GeoTIFF colour table, rio-tiler colormap)."""
+        return {c.value: c.rgba for c in self.classes}
+
+    def ramp_lut(self) -> dict[int, RGBA]:
+        """256-entry colormap for data already scaled to 0..255 by `to_ramp_index`."""
+        stops = np.asarray(self.stops, dtype="float64")
+        pos = np.linspace(0.0, 255.0, len(stops))
+        out: dict[int, RGBA] = {}
+        for i in range(256):
+            rgba = [int(round(np.interp(i, pos, stops[:, k]))) for k in range(4)]
+            out[i] = (rgba[0], rgba[1], rgba[2], rgba[3])
+        return out
+
+    def to_ramp_index(self, values: np.ndarray) -> np.ndarray:
+        """Physical values -> uint8 ramp position (clipped at both ends)."""
+        scaled = (np.asarray(values, dtype="float64") - self.vmin) / (self.vmax - self.vmin)
+        scaled = np.nan_to_num(scaled, nan=0.0, posinf=1.0, neginf=0.0)
+        return np.clip(np.round(scaled * 255.0), 0, 255).astype("uint8")
+
+    def legend(self) -> dict:
+        """JSON-ready legend for the viewer."""
+        if self.is_classes:
+            return {
+                "title": self.title,
+                "type": "classes",
+                "classes": [
+                    {"value": c.value, "label": c.name, "color": _css(c.rgba)} for c in self.classes
+                ],
+            }
+        return {
+            "title": self.title,
+            "type": "ramp",
+            "units": self.units,
+            "min": self.vmin,
+            "max": self.vmax,
+            "colors": [_css(s) for s in self.stops],
+        }
+
+
+def _css(rgba: RGBA) -> str:
+    r, g, b, a = rgba
+    return f"rgba({r},{g},{b},{a / 255:.3g})"
+
+
+_INFERNO = (
+    (0, 0, 4, 255),
+    (40, 11, 84, 255),
+    (101, 21, 110, 255),
+    (159, 42, 99, 255),
+    (212, 72, 66, 255),
+    (245, 125, 21, 255),
+    (250, 193, 39, 255),
+    (252, 255, 164, 255),
+)
+_BLUES = ((247, 251, 255, 255), (107, 174, 214, 255), (8, 48, 107, 255))
+_GREENS = ((247, 252, 245, 255), (116, 196, 118, 255), (0, 68, 27, 255))
+_GREYS = ((20, 20, 20, 255), (240, 240, 240, 255))
+
+FLOOD_COLOR: RGBA = (0, 200, 255, 255)
+PERMANENT_WATER_COLOR: RGBA = (20, 70, 170, 255)
+DRY_COLOR: RGBA = (226, 218, 196, 255)
+
+STYLES: dict[str, LayerStyle] = {
+    "water": LayerStyle(
+        title="Surface water",
+        classes=(
+            ClassEntry(0, "dry", DRY_COLOR),
+            ClassEntry(1, "permanent water", PERMANENT_WATER_COLOR),
+            ClassEntry(2, "flood", FLOOD_COLOR),
+        ),
+    ),
+    "water_probability": LayerStyle(
+        title="Water probability", units="%", vmin=0, vmax=100, stops=_BLUES
+    ),
+    "lst": LayerStyle(
+        title="Land surface temperature", units="K", vmin=250.0, vmax=330.0, stops=_INFERNO
+    ),
+    "emissivity": LayerStyle(title="Emissivity", units="1", vmin=0.9, vmax=1.0, stops=_GREYS),
+    "canopy_class": LayerStyle(
+        title="Tree canopy",
+        classes=(
+            ClassEntry(0, "no tree canopy", (236, 232, 214, 255)),
+            ClassEntry(1, "broadleaf", (110, 190, 70, 255)),
+            ClassEntry(2, "conifer", (20, 95, 55, 255)),
+        ),
+    ),
+    "canopy_cover": LayerStyle(title="Canopy cover", units="%", vmin=0, vmax=100, stops=_GREENS),
+}
+
+PRIMARY_VARIABLE: dict[str, str] = {"flood": "water", "lst": "lst", "canopy": "canopy_class"}
+"""The variable drawn as web tiles for each product (others are published as COGs)."""
+
+
+def style_for(variable: str, attrs: dict | None = None) -> LayerStyle:
+    """The style of a variable; unknown class variables get distinct generated colours."""
+    if variable in STYLES:
+        return STYLES[variable]
+    attrs = attrs or {}
+    flags = attrs.get("flag_values")
+    if flags is not None:
+        meanings = str(attrs.get("flag_meanings", "")).split()
+        values = [int(v) for v in np.atleast_1d(flags)]
+        classes = tuple(
+            ClassEntry(v, meanings[i] if i < len(meanings) else str(v), _palette(i))
+            for i, v in enumerate(values)
+        )
+        return LayerStyle(title=str(attrs.get("long_name", variable)), classes=classes)
+    lo, hi = attrs.get("valid_range", (0.0, 1.0))
+    return LayerStyle(
+        title=str(attrs.get("long_name", variable)),
+        units=str(attrs.get("units", "")),
+        vmin=float(lo),
+        vmax=float(hi),
+        stops=_INFERNO,
+    )
+
+
+def primary_variable(product: str, variables: list[str]) -> str:
+    preferred = PRIMARY_VARIABLE.get(product)
+    return preferred if preferred in variables else variables[0]
+
+
+def _palette(i: int) -> RGBA:
+    # Tableau-10, readable on light and dark backgrounds.
+    colors = (
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    )
+    r, g, b = colors[i % len(colors)]
+    return (r, g, b, 255)

@@ -1,0 +1,513 @@
+"""Publish a run: product stores -> COGs, web tiles, STAC catalog and the offline viewer.
+
+Output layout under the run's output URL (local path, file:// or s3://):
+
+    cog/{product}/{tile}/{date}/{variable}.tif    one COG per variable
+    cog/{product}/{tile}/{date}/thumbnail.png     quicklook of the item
+    tiles/{product}/{date}/{z}/{x}/{y}.png        WebMercatorQuad XYZ pyramid
+    tiles/{product}/layer.json                    the layer's dates, tiles, legend
+    stac/catalog.json, stac/{product}/collection.json, stac/{product}/{id}/{id}.json
+    viewer/index.html, viewer/run-{run_id}.html   offline map of every published layer
+
+Why this order: every object is written only if its bytes changed (`atomic.ObjectWriter`),
+and an Item is written only after all its assets, a Collection after its Items, the
+Catalog last; an interrupted publish therefore never leaves an Item whose assets are
+missing, and the rerun completes it. Objects a previous run made that this run no longer
+produces are pruned, Items before their assets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import tempfile
+import time
+from collections import defaultdict
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from rasterio.warp import transform_bounds
+from rio_tiler.utils import render
+
+from geoproc import storage
+from geoproc.errors import UsageError
+from geoproc.publish import stac_items, web_tiles
+from geoproc.publish.atomic import ObjectWriter
+from geoproc.publish.cog import cog_bytes, nodata_of
+from geoproc.publish.colormaps import LayerStyle, primary_variable, style_for
+from geoproc.publish.product_stores import ProductStore, find_product_stores
+from geoproc.publish.source_links import resolve_source_hrefs
+from geoproc.publish.stac_api_push import push_to_stac_api
+from geoproc.publish.viewer import viewer_html
+from geoproc.stac_schemas import validate_stac
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_PX = 256
+_RENDERER_VERSION = 1
+"""Bump when the tile rendering changes, so published pyramids are re-rendered."""
+_LAYER_ORDER = {"flood": 0, "lst": 1, "canopy": 2}
+"""Viewer layer order: the first one is shown when the page opens."""
+
+
+def publish_run(
+    out_url: str,
+    *,
+    products: list[str] | None = None,
+    run_id: str,
+    aoi: object | None = None,
+    source_catalog: str | None = None,
+    stac_api: str | None = None,
+    asset_base_url: str | None = None,
+    validate: bool = True,
+) -> dict:
+    """Publish every product store under ``{out_url}/products/``; return a summary dict.
+
+    ``aoi`` (anything `geoproc.grid.parse_aoi` takes) limits the web tiles to its bounds, or,
+    given as tile ids, limits publishing to those tiles. ``source_catalog`` is the STAC API
+    the run searched: source item ids are resolved there into ``derived_from`` links.
+    ``stac_api`` is a STAC API with the Transactions extension to push collections and
+    items to (asset hrefs made absolute against ``asset_base_url``, default the output URL).
+    ``validate`` checks the catalog, each collection and the first item of each product
+    against the offline schemas before writing them (jsonschema costs ~0.3 s per object).
+    """
+    if not run_id or "/" in run_id or run_id.strip() != run_id:
+        raise UsageError(
+            f"run id {run_id!r} is not usable in a file name: pass a non-empty --run-id "
+            "without slashes or surrounding spaces."
+        )
+    started = time.monotonic()
+    root = storage.parse_url(out_url)
+    stores = find_product_stores(root.url, products=products)
+    aoi_bounds, tile_filter = _parse_aoi(aoi)
+    if tile_filter is not None:
+        stores = [s for s in stores if s.tile in tile_filter]
+        if not stores:
+            raise UsageError(
+                f"None of the tiles {', '.join(sorted(tile_filter))} has a product store under "
+                f"{root.url}/products: pass tile ids that were processed."
+            )
+    writer = ObjectWriter(root)
+    source_hrefs = resolve_source_hrefs(
+        (i for s in stores for label, v in s.steps() for i in s.source_items(label, v)),
+        catalog_url=source_catalog,
+    )
+    by_product: dict[str, list[ProductStore]] = defaultdict(list)
+    for store in stores:
+        by_product[store.product].append(store)
+
+    summary: dict = {"run_id": run_id, "out": root.url, "products": {}}
+    collections: list[dict] = []
+    all_items: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="geoproc-publish-") as staging:
+        for product, product_stores in sorted(by_product.items()):
+            summary["products"][product], collection, items = _publish_product(
+                product,
+                product_stores,
+                writer=writer,
+                staging=Path(staging),
+                run_id=run_id,
+                source_hrefs=source_hrefs,
+                aoi_bounds=aoi_bounds,
+                validate=validate,
+            )
+            collections.append(collection)
+            all_items.extend(items)
+    catalog = stac_items.build_catalog(_published_products(writer))
+    if validate:
+        validate_stac(catalog)
+    writer.put("stac/catalog.json", stac_items.to_json_bytes(catalog))
+    page = viewer_html(_viewer_manifest(writer, run_id))
+    writer.put("viewer/index.html", page)
+    writer.put(f"viewer/run-{run_id}.html", page)
+    if stac_api:
+        summary["stac_api"] = push_to_stac_api(
+            stac_api,
+            collections,
+            all_items,
+            asset_base_url=asset_base_url or root.url,
+            item_base_paths={i["id"]: f"stac/{i['collection']}/{i['id']}" for i in all_items},
+            collection_base_paths={c["id"]: f"stac/{c['id']}" for c in collections},
+        )
+    summary.update(
+        catalog=root.join("stac/catalog.json").url,
+        viewer=root.join("viewer/index.html").url,
+        objects=writer.summary(),
+        seconds=round(time.monotonic() - started, 2),
+    )
+    log.info("published %s: %s", root.url, writer.summary())
+    return summary
+
+
+def _publish_product(
+    product: str,
+    stores: list[ProductStore],
+    *,
+    writer: ObjectWriter,
+    staging: Path,
+    run_id: str,
+    source_hrefs: dict[str, str],
+    aoi_bounds: tuple[float, float, float, float] | None,
+    validate: bool,
+) -> tuple[dict, dict, list[dict]]:
+    items: list[dict] = []
+    keep_cog: set[str] = set()
+    keep_stac: set[str] = set()
+    sources_by_date: dict[str, list[str]] = defaultdict(list)
+    item_assets: dict[str, dict] = {}
+    class_summaries: list[dict] = []
+    units: list[str] = []
+    data_bounds: list[tuple[float, float, float, float]] = []
+    resolutions: list[float] = []
+    primary = None
+    primary_style: LayerStyle | None = None
+    for store in sorted(stores, key=lambda s: s.tile):
+        variables = store.variables()
+        primary = primary_variable(product, variables)
+        crs, transform, shape = store.crs, store.transform, store.shape
+        data_bounds.append(
+            transform_bounds(crs, "EPSG:4326", *_grid_bounds(transform, shape), densify_pts=21)
+        )
+        resolutions.append(abs(transform.a))
+        store_attrs = dict(store.dataset.attrs)
+        for label, value in store.steps():
+            folder = f"cog/{product}/{store.tile}/{label}"
+            assets: list[stac_items.AssetFile] = []
+            for name in variables:
+                da = store.slice(name, value)
+                values = np.asarray(da.values)
+                attrs = dict(da.attrs)
+                style = style_for(name, attrs)
+                data = cog_bytes(
+                    values,
+                    crs=crs,
+                    transform=transform,
+                    name=name,
+                    attrs=attrs,
+                    style=style,
+                    dataset_tags=_dataset_tags(store_attrs),
+                )
+                relpath = f"{folder}/{name}.tif"
+                writer.put(relpath, data)
+                keep_cog.add(relpath)
+                fields = {
+                    "raster:bands": [
+                        stac_items.raster_band(
+                            values.dtype.name, attrs, nodata_of(values.dtype, attrs)
+                        )
+                    ]
+                }
+                if style.is_classes:
+                    fields["classification:classes"] = stac_items.classification_classes(style)
+                    if not class_summaries:
+                        class_summaries = fields["classification:classes"]
+                if attrs.get("units"):
+                    units.append(str(attrs["units"]))
+                asset = stac_items.AssetFile(
+                    key=name,
+                    relpath=relpath,
+                    data=data,
+                    media_type=stac_items.COG_MEDIA_TYPE,
+                    roles=("data",),
+                    title=str(attrs.get("long_name", name)),
+                    fields=fields,
+                )
+                assets.append(asset)
+                item_assets[name] = {
+                    "type": asset.media_type,
+                    "roles": ["data"],
+                    "title": asset.title,
+                    **(
+                        {"classification:classes": fields["classification:classes"]}
+                        if style.is_classes
+                        else {}
+                    ),
+                }
+                if name == primary:
+                    primary_style = style
+                    staged = staging / product / label / f"{store.tile}.tif"
+                    staged.parent.mkdir(parents=True, exist_ok=True)
+                    staged.write_bytes(data)
+                    sources_by_date[label].append(str(staged))
+                    thumb = _thumbnail(values, attrs, style)
+                    thumb_rel = f"{folder}/thumbnail.png"
+                    writer.put(thumb_rel, thumb)
+                    keep_cog.add(thumb_rel)
+                    assets.append(
+                        stac_items.AssetFile(
+                            key="thumbnail",
+                            relpath=thumb_rel,
+                            data=thumb,
+                            media_type="image/png",
+                            roles=("thumbnail",),
+                            title=f"{style.title} quicklook",
+                        )
+                    )
+            item = stac_items.build_item(
+                product=product,
+                tile=store.tile,
+                label=label,
+                crs=crs,
+                transform=transform,
+                shape=shape,
+                assets=assets,
+                zarr_relpath=f"products/{product}/{store.tile}.zarr",
+                sources=store.source_items(label, value),
+                source_hrefs=source_hrefs,
+                run_id=run_id,
+                store_attrs=store_attrs,
+            )
+            if validate and not items:
+                validate_stac(item)  # one per product: all items come from the same code
+            rel = stac_items.item_relpath(product, item["id"])
+            # Written last: every asset above already exists with its final bytes.
+            writer.put(rel, stac_items.to_json_bytes(item))
+            keep_stac.add(rel)
+            items.append(item)
+    item_assets["thumbnail"] = {"type": "image/png", "roles": ["thumbnail"], "title": "quicklook"}
+    item_assets["zarr"] = {
+        "type": stac_items.ZARR_MEDIA_TYPE,
+        "roles": ["data"],
+        "title": "product store (all dates of the tile)",
+    }
+    store_attrs = dict(stores[0].dataset.attrs)
+    card = _model_card(store_attrs)
+    card_asset = None
+    if card is not None:
+        card_rel = f"stac/{product}/model-card.json"
+        writer.put(card_rel, card)
+        keep_stac.add(card_rel)
+        card_asset = stac_items.AssetFile(
+            key="model-card",
+            relpath="model-card.json",
+            data=card,
+            media_type="application/json",
+            roles=("metadata",),
+            title=f"model card of {store_attrs['model_name']} {store_attrs['model_version']}",
+        )
+    collection = stac_items.build_collection(
+        product,
+        items,
+        item_assets=item_assets,
+        store_attrs=store_attrs,
+        class_summaries=class_summaries,
+        units=units,
+        run_id=run_id,
+        model_card=card_asset,
+    )
+    if validate:
+        validate_stac(collection)
+    writer.put(f"stac/{product}/collection.json", stac_items.to_json_bytes(collection))
+    keep_stac.add(f"stac/{product}/collection.json")
+    # Orphans of earlier runs: items first, then their assets.
+    writer.prune(f"stac/{product}", keep_stac)
+    writer.prune(f"cog/{product}", keep_cog)
+
+    bounds = _union(data_bounds)
+    if aoi_bounds is not None:
+        bounds = _intersection(bounds, aoi_bounds) or bounds
+    zooms = web_tiles.zoom_range(bounds, resolution_m=min(resolutions))
+    style = primary_style or style_for(primary or "", {})
+    layer_tiles: dict[str, list[str]] = {}
+    fingerprints: dict[str, str] = {}
+    keep_tiles: set[str] = set()
+    layer_rel = f"tiles/{product}/layer.json"
+    previous = _read_json(writer, layer_rel)
+    for label in sorted(sources_by_date):
+        fingerprint = _pyramid_fingerprint(sources_by_date[label], style, zooms, bounds)
+        fingerprints[label] = fingerprint
+        reusable = _reusable_tiles(writer, previous, product, label, fingerprint)
+        if reusable is not None:
+            # Same source bytes, style, zooms and bounds as the published pyramid: the
+            # tiles would come out byte-identical, so skip rendering them again.
+            layer_tiles[label] = reusable
+            writer.unchanged += len(reusable)
+            keep_tiles.update(f"tiles/{product}/{label}/{key}.png" for key in reusable)
+            continue
+        written = []
+        for tile, png in web_tiles.iter_tiles(
+            sources_by_date[label], bounds, style=style, zooms=zooms
+        ):
+            rel = f"tiles/{product}/{label}/{tile.z}/{tile.x}/{tile.y}.png"
+            writer.put(rel, png)
+            keep_tiles.add(rel)
+            written.append(f"{tile.z}/{tile.x}/{tile.y}")
+        layer_tiles[label] = written
+    layer = {
+        "fingerprints": fingerprints,
+        "id": product,
+        "title": f"{product}: {style.title}",
+        "variable": primary,
+        "dates": sorted(layer_tiles),
+        "tiles": layer_tiles,
+        "legend": style.legend(),
+        "url": f"../tiles/{product}/{{date}}/{{z}}/{{x}}/{{y}}.png",
+        "bounds": [round(v, 6) for v in bounds],
+        "minzoom": zooms.minzoom,
+        "maxzoom": zooms.maxzoom,
+    }
+    writer.put(layer_rel, (json.dumps(layer, sort_keys=True, indent=1) + "\n").encode())
+    keep_tiles.add(layer_rel)
+    writer.prune(f"tiles/{product}", keep_tiles)
+    product_summary = {
+        "items": len(items),
+        "cogs": sum(1 for k in keep_cog if k.endswith(".tif")),
+        "web_tiles": sum(len(v) for v in layer_tiles.values()),
+        "dates": sorted(layer_tiles),
+        "zooms": [zooms.minzoom, zooms.maxzoom],
+    }
+    return product_summary, collection, items
+
+
+def _pyramid_fingerprint(sources: list[str], style: LayerStyle, zooms, bounds) -> str:
+    """Hash of everything a date's tile pyramid depends on (source bytes, style, grid)."""
+    digest = hashlib.sha256()
+    for path in sorted(sources, key=lambda p: Path(p).name):
+        digest.update(Path(path).name.encode())
+        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    meta = {
+        "legend": style.legend(),
+        "zooms": [zooms.minzoom, zooms.maxzoom],
+        "bounds": [round(v, 9) for v in bounds],
+        "renderer": _RENDERER_VERSION,
+    }
+    digest.update(json.dumps(meta, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _reusable_tiles(
+    writer: ObjectWriter, previous: dict | None, product: str, label: str, fingerprint: str
+) -> list[str] | None:
+    """The tiles of a date already published from identical inputs, if all still exist."""
+    if not previous or previous.get("fingerprints", {}).get(label) != fingerprint:
+        return None
+    listed = previous.get("tiles", {}).get(label)
+    if listed is None:
+        return None
+    fs, base = storage.filesystem(writer.location(f"tiles/{product}/{label}"))
+    try:
+        present = {p[len(base) + 1 : -len(".png")] for p in fs.find(base) if p.endswith(".png")}
+    except FileNotFoundError:
+        return None
+    return listed if set(listed) <= present else None
+
+
+def _read_json(writer: ObjectWriter, relpath: str) -> dict | None:
+    fs, path = storage.filesystem(writer.location(relpath))
+    try:
+        return json.loads(fs.cat_file(path))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _viewer_manifest(writer: ObjectWriter, run_id: str) -> dict:
+    """Every layer published so far (this run's and earlier runs' products)."""
+    fs, base = storage.filesystem(writer.location("tiles"))
+    layers = []
+    if fs.exists(base):
+        for path in sorted(fs.glob(f"{base}/*/layer.json")):
+            layers.append(json.loads(fs.cat_file(path)))
+    layers.sort(key=lambda la: (_LAYER_ORDER.get(la["id"], len(_LAYER_ORDER)), la["id"]))
+    bounds = _union([tuple(layer["bounds"]) for layer in layers]) if layers else (0, 0, 0, 0)
+    return {
+        "run_id": run_id,
+        "bounds": list(bounds),
+        "minzoom": min((la["minzoom"] for la in layers), default=0),
+        "maxzoom": max((la["maxzoom"] for la in layers), default=0),
+        "layers": layers,
+    }
+
+
+def _published_products(writer: ObjectWriter) -> list[str]:
+    fs, base = storage.filesystem(writer.location("stac"))
+    if not fs.exists(base):
+        return []
+    return sorted(p.rstrip("/").split("/")[-2] for p in fs.glob(f"{base}/*/collection.json"))
+
+
+def _model_card(store_attrs: dict) -> bytes | None:
+    """The packaged model card (a STAC MLM item) of the model that made the store, if known.
+
+    Matched by name and version, and only returned when its weights checksum equals the
+    ``model_sha256`` the engine recorded, so a card is never attached to other weights.
+    """
+    name, version = store_attrs.get("model_name"), store_attrs.get("model_version")
+    if not name or not version:
+        return None
+    path = resources.files("geoproc.inference") / "cards" / f"{name}-{version}.json"
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    sha = store_attrs.get("model_sha256")
+    checksums = {a.get("file:checksum") for a in json.loads(data).get("assets", {}).values()}
+    if sha and f"1220{sha}" not in checksums:
+        log.warning(
+            "model card %s-%s does not match the store's weights; not attached", name, version
+        )
+        return None
+    return data
+
+
+def _thumbnail(values: np.ndarray, attrs: dict, style: LayerStyle) -> bytes:
+    step = max(1, math.ceil(max(values.shape) / THUMBNAIL_PX))
+    small = values[::step, ::step]
+    nodata = nodata_of(small.dtype, attrs)
+    if nodata is None:
+        valid = np.ones(small.shape, dtype=bool)
+    elif isinstance(nodata, float) and math.isnan(nodata):
+        valid = ~np.isnan(small)
+    else:
+        valid = small != nodata
+    if style.is_classes:
+        colormap = style.class_colormap()
+        valid &= np.isin(small, list(colormap))
+        data = np.where(valid, small, 0).astype("uint8")
+    else:
+        physical = small.astype("float64") * float(attrs.get("scale_factor", 1.0)) + float(
+            attrs.get("add_offset", 0.0)
+        )
+        data = style.to_ramp_index(physical)
+        colormap = style.ramp_lut()
+    mask = np.where(valid, 255, 0).astype("uint8")
+    return render(data[np.newaxis], mask, img_format="PNG", colormap=colormap, ZLEVEL=6)
+
+
+def _dataset_tags(store_attrs: dict) -> dict[str, str]:
+    keys = ("product", "algorithm_version", "method")
+    return {k: str(store_attrs[k]) for k in keys if k in store_attrs}
+
+
+def _grid_bounds(transform, shape: tuple[int, int]) -> tuple[float, float, float, float]:
+    height, width = shape
+    x0, y0 = transform @ (0, 0)
+    x1, y1 = transform @ (width, height)
+    return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
+
+
+def _union(boxes: list[tuple[float, ...]]) -> tuple[float, float, float, float]:
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def _intersection(a, b) -> tuple[float, float, float, float] | None:
+    west, south = max(a[0], b[0]), max(a[1], b[1])
+    east, north = min(a[2], b[2]), min(a[3], b[3])
+    return (west, south, east, north) if west < east and south < north else None
+
+
+def _parse_aoi(aoi: object | None):
+    if aoi is None:
+        return None, None
+    from geoproc.grid import parse_aoi
+
+    parsed = parse_aoi(aoi)
+    if isinstance(parsed, list):
+        return None, set(parsed)
+    return tuple(parsed.bounds), None
