@@ -1,0 +1,523 @@
+"""The chunked Zarr -> Zarr inference engine.
+
+The engine cuts the tile into windows of k x k output chunks (k from the memory budget),
+reads each window plus a halo straight from the cube store (only the chunks it touches,
+through a small block cache), groups equal-shaped windows into batches sized to a memory
+budget, runs the kernel, crops the halo and writes every chunk with a chunk-aligned
+region write followed by its completion marker. This is the overlap-tile strategy
+(Ronneberger et al. 2015, U-Net, section 3): with a halo >= the receptive-field radius
+the cropped centre equals whole-image inference. Windows are truncated at the image
+edge rather than padded, so edge pixels see the same zero padding a whole-image pass
+gives them. Reading the next batch and writing the previous one run in threads while
+the current batch computes.
+
+The batch plan depends only on the grid, the kernel and the options, never on what is
+already done, so a resumed run, a Dask run and a clean run compute identical batches
+and write identical bytes (on CPU, for the same torch thread count).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import zlib
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+
+from geoproc import __version__
+from geoproc.errors import StoreError, UsageError
+from geoproc.inference._io import zarr_store
+from geoproc.inference.kernel import Kernel
+from geoproc.inference.markers import TEMPLATE_KEY, ChunkMarkers
+
+log = logging.getLogger(__name__)
+
+_MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Knobs of one inference run."""
+
+    batch_memory_bytes: int = 512 * _MiB
+    """Working-memory budget of one batch (inputs + activations, as the kernel estimates)."""
+    cache_bytes: int | None = None
+    """Decoded input blocks kept for neighbouring windows' halo reads. Default: the chunk
+    rows one row of windows touches (k + 2 rows across the tile, every band), capped at
+    64 MiB so peak memory stays flat in tile size (measured: +129/+193/+301 MiB working
+    memory for 1k/2k/4k tiles uncapped, vs +144/+169 MiB for 1k/4k without a cache)."""
+    window_chunks: int | None = None
+    """Chunks per window side. Default: the largest square block of chunks whose window
+    (with halo) fits the batch budget, capped at 8. Larger windows waste less on halos and
+    let convolution libraries work on bigger planes (measured ~1.4x per pixel on CPU for
+    1024 px vs 264 px planes); the result does not depend on it when halo >= receptive
+    field, up to float rounding."""
+    prefetch: bool = True
+    """Read the next batch and write the previous one in threads while computing."""
+    seed: int = 0
+    """Base seed for stochastic kernels; each batch derives its own from its first chunk."""
+    overwrite: bool = False
+    """Discard an existing product store instead of resuming it."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Shape and chunking of the cube, as read from the store."""
+
+    nt: int
+    ny: int
+    nx: int
+    cy: int
+    cx: int
+
+
+@dataclass(frozen=True)
+class WindowTask:
+    """A block of output chunks and the input window (block + halo, clipped to the image)."""
+
+    t: int | None
+    iy: tuple[int, int]
+    """Chunk rows [start, stop) of the block."""
+    ix: tuple[int, int]
+    """Chunk columns [start, stop) of the block."""
+    out_y: tuple[int, int]
+    out_x: tuple[int, int]
+    read_y: tuple[int, int]
+    read_x: tuple[int, int]
+
+    def chunks(self, grid: Grid) -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
+        """(marker key, y range, x range) of every output chunk in the block."""
+        out = []
+        for iy in range(*self.iy):
+            for ix in range(*self.ix):
+                key = f"{iy}.{ix}" if self.t is None else f"{self.t}.{iy}.{ix}"
+                ys = (iy * grid.cy, min(grid.ny, (iy + 1) * grid.cy))
+                xs = (ix * grid.cx, min(grid.nx, (ix + 1) * grid.cx))
+                out.append((key, ys, xs))
+        return out
+
+    @property
+    def key(self) -> str:
+        """Marker key of the block's first chunk (seeds and logs)."""
+        first = f"{self.iy[0]}.{self.ix[0]}"
+        return first if self.t is None else f"{self.t}.{first}"
+
+    @property
+    def window_shape(self) -> tuple[int, int]:
+        return (self.read_y[1] - self.read_y[0], self.read_x[1] - self.read_x[0])
+
+
+ChunkTask = WindowTask  # the name used before windows could span several chunks
+
+
+@dataclass
+class RunStats:
+    """What a run did (for logs, the run report and benchmarks)."""
+
+    chunks_total: int = 0
+    chunks_written: int = 0
+    chunks_skipped: int = 0
+    batches: int = 0
+    pixels: int = 0
+    seconds_read: float = 0.0
+    seconds_compute: float = 0.0
+    seconds_write: float = 0.0
+    seconds_total: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def open_cube(cube_url: str) -> xr.Dataset:
+    """Open a cube lazily without Dask, so slicing reads only the chunks it touches."""
+    try:
+        return xr.open_zarr(zarr_store(cube_url, read_only=True), chunks=None)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise StoreError(
+            f"cannot open cube store {cube_url!r} ({exc}); pass the URL of a cube built by geoproc"
+        ) from None
+
+
+def cube_grid(cube: xr.Dataset, kernel: Kernel, *, cube_url: str = "cube") -> Grid:
+    """Check the cube has what the kernel reads and return its grid and chunking."""
+    missing = [b for b in kernel.inputs if b not in cube.data_vars]
+    if missing:
+        raise UsageError(
+            f"cube {cube_url!r} lacks bands {missing} that {kernel.name} needs "
+            f"(it has {sorted(map(str, cube.data_vars))}); build the cube with those bands "
+            "or choose another model"
+        )
+    var = cube[kernel.inputs[0]]
+    if var.dims != ("time", "y", "x"):
+        raise UsageError(
+            f"cube {cube_url!r} variable {kernel.inputs[0]!r} has dims {var.dims}; "
+            "the engine reads cubes with dims (time, y, x)"
+        )
+    chunks = var.encoding.get("chunks") or var.encoding.get("preferred_chunks")
+    if isinstance(chunks, dict):
+        chunks = (chunks.get("time", 1), chunks["y"], chunks["x"])
+    if not chunks:
+        chunks = (1, var.sizes["y"], var.sizes["x"])
+    return Grid(
+        nt=var.sizes["time"], ny=var.sizes["y"], nx=var.sizes["x"], cy=chunks[1], cx=chunks[2]
+    )
+
+
+def window_chunks(grid: Grid, kernel: Kernel, options: EngineOptions) -> int:
+    """Chunks per window side: the option, or the largest block that fits the budget."""
+    if options.window_chunks:
+        return max(1, options.window_chunks)
+    depth = 1 if kernel.temporal == "scene" else grid.nt
+    k = 1
+    while k < 8:
+        nxt = k + 1
+        px = (nxt * grid.cy + 2 * kernel.halo) * (nxt * grid.cx + 2 * kernel.halo) * depth
+        if px * kernel.bytes_per_pixel > options.batch_memory_bytes:
+            break
+        if k * grid.cy >= grid.ny and k * grid.cx >= grid.nx:
+            break
+        k = nxt
+    return k
+
+
+def plan_batches(grid: Grid, kernel: Kernel, options: EngineOptions) -> list[list[WindowTask]]:
+    """Every output chunk, in windows of k x k chunks, grouped into batches of equal
+    window shape within the memory budget. Depends only on grid, kernel and options."""
+    h = kernel.halo
+    k = window_chunks(grid, kernel, options)
+    times: list[int | None] = list(range(grid.nt)) if kernel.temporal == "scene" else [None]
+    t_depth = 1 if kernel.temporal == "scene" else grid.nt
+    n_cy, n_cx = -(-grid.ny // grid.cy), -(-grid.nx // grid.cx)
+    tasks = []
+    for t in times:
+        for by in range(0, n_cy, k):
+            for bx in range(0, n_cx, k):
+                iy, ix = (by, min(n_cy, by + k)), (bx, min(n_cx, bx + k))
+                y0, x0 = iy[0] * grid.cy, ix[0] * grid.cx
+                y1, x1 = min(grid.ny, iy[1] * grid.cy), min(grid.nx, ix[1] * grid.cx)
+                tasks.append(
+                    WindowTask(
+                        t=t,
+                        iy=iy,
+                        ix=ix,
+                        out_y=(y0, y1),
+                        out_x=(x0, x1),
+                        read_y=(max(0, y0 - h), min(grid.ny, y1 + h)),
+                        read_x=(max(0, x0 - h), min(grid.nx, x1 + h)),
+                    )
+                )
+    # Batches never mix time steps, so appending dates to a cube leaves the batches of
+    # earlier dates (and so their bytes) unchanged.
+    by_shape: OrderedDict[tuple, list[WindowTask]] = OrderedDict()
+    for task in tasks:
+        by_shape.setdefault((task.t, *task.window_shape), []).append(task)
+    batches = []
+    for (_, wh, ww), group in by_shape.items():
+        per_window = max(1, wh * ww * t_depth * kernel.bytes_per_pixel)
+        size = max(1, options.batch_memory_bytes // per_window)
+        batches += [group[i : i + size] for i in range(0, len(group), size)]
+    return batches
+
+
+def batch_keys(batch: list[WindowTask], grid: Grid) -> list[str]:
+    """Marker keys of every chunk a batch writes."""
+    return [key for task in batch for key, _, _ in task.chunks(grid)]
+
+
+def batch_seed(batch: list[WindowTask], base_seed: int) -> int:
+    """A seed fixed by the batch's first chunk, so stochastic kernels rerun identically."""
+    return (base_seed * 1_000_003 + zlib.crc32(batch[0].key.encode())) % (2**31)
+
+
+class WindowReader:
+    """Reads windows (chunk + halo) from a cube via an LRU cache of decoded blocks."""
+
+    def __init__(self, cube: xr.Dataset, bands: tuple[str, ...], grid: Grid, *, cache_bytes: int):
+        self.vars = [cube[b].variable for b in bands]
+        self.grid = grid
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._cached = 0
+
+    def _block(self, band: int, t: int | None, by: int, bx: int) -> np.ndarray:
+        key = (band, t, by, bx)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            return hit
+        g = self.grid
+        ys = slice(by * g.cy, min(g.ny, (by + 1) * g.cy))
+        xs = slice(bx * g.cx, min(g.nx, (bx + 1) * g.cx))
+        tsel = slice(None) if t is None else t
+        block = np.asarray(self.vars[band][tsel, ys, xs].values, dtype=np.float32)
+        self._cache[key] = block
+        self._cached += block.nbytes
+        while self._cached > self.cache_bytes and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._cached -= old.nbytes
+        return block
+
+    def window(self, task: WindowTask) -> np.ndarray:
+        """(C, H, W) for a scene task or (C, T, H, W) for a series task, float32."""
+        g = self.grid
+        (y0, y1), (x0, x1) = task.read_y, task.read_x
+        depth = () if task.t is not None else (g.nt,)
+        out = np.empty((len(self.vars), *depth, y1 - y0, x1 - x0), dtype=np.float32)
+        for by in range(y0 // g.cy, (y1 - 1) // g.cy + 1):
+            for bx in range(x0 // g.cx, (x1 - 1) // g.cx + 1):
+                by0, bx0 = by * g.cy, bx * g.cx
+                sy = slice(max(y0, by0), min(y1, by0 + g.cy))
+                sx = slice(max(x0, bx0), min(x1, bx0 + g.cx))
+                for c in range(len(self.vars)):
+                    block = self._block(c, task.t, by, bx)
+                    out[c, ..., sy.start - y0 : sy.stop - y0, sx.start - x0 : sx.stop - x0] = block[
+                        ..., sy.start - by0 : sy.stop - by0, sx.start - bx0 : sx.stop - bx0
+                    ]
+        return out
+
+    def batch(self, tasks: list[WindowTask]) -> np.ndarray:
+        return np.stack([self.window(t) for t in tasks])
+
+
+def compute_batch(
+    kernel: Kernel, inputs: np.ndarray, tasks: list[WindowTask], *, seed: int
+) -> list[dict[str, np.ndarray]]:
+    """Run the kernel on a batch and crop each window's halo back to its chunk."""
+    outputs = kernel(inputs, seed=seed)
+    crops = []
+    for i, task in enumerate(tasks):
+        oy = slice(task.out_y[0] - task.read_y[0], task.out_y[1] - task.read_y[0])
+        ox = slice(task.out_x[0] - task.read_x[0], task.out_x[1] - task.read_x[0])
+        crops.append({name: np.ascontiguousarray(arr[i, oy, ox]) for name, arr in outputs.items()})
+    return crops
+
+
+class ChunkWriter:
+    """Chunk-aligned region writes into the product store, each chunk then its marker."""
+
+    def __init__(self, output_url: str, names: list[str], grid: Grid) -> None:
+        self.url = output_url
+        self.grid = grid
+        group = zarr.open_group(zarr_store(output_url), mode="r+")
+        self.arrays = {n: group[n] for n in names}
+        self.markers = ChunkMarkers(output_url)
+
+    def write(self, task: WindowTask, data: dict[str, np.ndarray], *, skip: set[str]) -> int:
+        """Write the window's chunks not in ``skip``; returns how many were written."""
+        written = 0
+        for key, (y0, y1), (x0, x1) in task.chunks(self.grid):
+            if key in skip:
+                continue
+            ys, xs = slice(y0, y1), slice(x0, x1)
+            local = (slice(y0 - task.out_y[0], y1 - task.out_y[0]),
+                     slice(x0 - task.out_x[0], x1 - task.out_x[0]))  # fmt: skip
+            try:
+                for name, arr in data.items():
+                    block = np.ascontiguousarray(arr[local])
+                    if task.t is None:
+                        self.arrays[name][ys, xs] = block
+                    else:
+                        self.arrays[name][task.t, ys, xs] = block
+                self.markers.mark(key)
+            except (OSError, PermissionError) as exc:
+                raise StoreError(
+                    f"cannot write chunk {key} of {self.url!r} ({exc}); check the output URL, "
+                    "its free space and write permission, then rerun (finished chunks are kept)"
+                ) from exc
+            written += 1
+        return written
+
+
+def prepare_output(
+    cube: xr.Dataset,
+    kernel: Kernel,
+    output_url: str,
+    grid: Grid,
+    *,
+    cube_url: str,
+    overwrite: bool = False,
+) -> None:
+    """Write the product store's template (metadata, coords, CF attrs) once.
+
+    A store whose template marker exists is resumed if it was made by the same kernel
+    on the same grid; when the cube has gained dates since, the product's time axis
+    grows to match. Anything else is refused unless ``overwrite``.
+    """
+    markers = ChunkMarkers(output_url)
+    attrs = _provenance(kernel, cube_url)
+    scene = kernel.temporal == "scene"
+    if not overwrite and TEMPLATE_KEY in markers.done():
+        existing = xr.open_zarr(zarr_store(output_url), chunks=None)
+        same = all(existing.attrs.get(k) == v for k, v in attrs.items()) and all(
+            existing.sizes.get(d) == n for d, n in (("y", grid.ny), ("x", grid.nx))
+        )
+        n_old = existing.sizes.get("time", 0)
+        if scene and same:
+            old_times, new_times = existing["time"].values, cube["time"].values
+            same = n_old <= grid.nt and np.array_equal(old_times, new_times[:n_old])
+        if not same:
+            raise StoreError(
+                f"product store {output_url!r} was written by another model, cube, grid or "
+                "time axis; choose a new output URL or pass overwrite=True (--overwrite) "
+                "to replace it"
+            )
+        if scene and n_old < grid.nt:  # the cube gained dates: grow the product's time axis
+            ds, encoding = _template(cube.isel(time=slice(n_old, None)), kernel, grid, attrs)
+            ds.to_zarr(
+                zarr_store(output_url), mode="a", append_dim="time", compute=False,
+                consolidated=True,
+            )  # fmt: skip
+        return
+    if not overwrite and _has_foreign_store(output_url, attrs):
+        raise StoreError(
+            f"{output_url!r} already holds a Zarr store that this run did not create; "
+            "choose a new output URL or pass overwrite=True (--overwrite) to replace it"
+        )
+    markers.clear()
+    ds, encoding = _template(cube, kernel, grid, attrs)
+    ds.to_zarr(
+        zarr_store(output_url), mode="w", compute=False, encoding=encoding, consolidated=True
+    )
+    markers.mark(TEMPLATE_KEY)
+
+
+def _template(
+    cube: xr.Dataset, kernel: Kernel, grid: Grid, attrs: dict[str, str]
+) -> tuple[xr.Dataset, dict]:
+    """Lazy product Dataset (fill everywhere) with the cube's coords and CF attributes."""
+    scene = kernel.temporal == "scene"
+    dims = ("time", "y", "x") if scene else ("y", "x")
+    shape = (cube.sizes["time"], grid.ny, grid.nx) if scene else (grid.ny, grid.nx)
+    chunks = (1, grid.cy, grid.cx) if scene else (grid.cy, grid.cx)
+    allowed = set(dims)
+    coords = {k: _plain(cube[k].variable) for k in cube.coords if set(cube[k].dims) <= allowed}
+    data_vars, encoding = {}, {}
+    for spec in kernel.outputs:
+        fill = spec.fill_value if spec.fill_value is not None else np.nan
+        data = da.full(shape, fill, dtype=spec.dtype, chunks=chunks)
+        var_attrs = spec.attrs()
+        if "spatial_ref" in coords:
+            var_attrs["grid_mapping"] = "spatial_ref"
+        data_vars[spec.name] = xr.Variable(dims, data, attrs=var_attrs)
+        encoding[spec.name] = {"chunks": chunks, "_FillValue": fill}
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs), encoding
+
+
+def run_inference(
+    cube_url: str,
+    kernel: Kernel,
+    output_url: str,
+    *,
+    options: EngineOptions | None = None,
+) -> RunStats:
+    """Run ``kernel`` over every chunk of a cube into a product store (resumable)."""
+    options = options or EngineOptions()
+    started = time.perf_counter()
+    cube = open_cube(cube_url)
+    grid = cube_grid(cube, kernel, cube_url=cube_url)
+    prepare_output(cube, kernel, output_url, grid, cube_url=cube_url, overwrite=options.overwrite)
+    batches = plan_batches(grid, kernel, options)
+    done = ChunkMarkers(output_url).done()
+    stats = RunStats(chunks_total=sum(len(batch_keys(b, grid)) for b in batches))
+    todo = [b for b in batches if not all(k in done for k in batch_keys(b, grid))]
+    stats.chunks_skipped = stats.chunks_total - sum(len(batch_keys(b, grid)) for b in todo)
+    reader = WindowReader(
+        cube, kernel.inputs, grid, cache_bytes=_cache_bytes(grid, kernel, options)
+    )
+    writer = ChunkWriter(output_url, [s.name for s in kernel.outputs], grid)
+
+    def read(batch: list[WindowTask]) -> tuple[np.ndarray, float]:
+        t0 = time.perf_counter()
+        return reader.batch(batch), time.perf_counter() - t0
+
+    def write(batch: list[WindowTask], crops: list[dict]) -> float:
+        t0 = time.perf_counter()
+        for task, data in zip(batch, crops, strict=True):
+            stats.chunks_written += writer.write(task, data, skip=done)
+        return time.perf_counter() - t0
+
+    pool = ThreadPoolExecutor(max_workers=2) if options.prefetch else None
+    try:
+        pending_read: Future | None = None
+        pending_write: Future | None = None
+        for i, batch in enumerate(todo):
+            if pending_read is not None:
+                inputs, dt = pending_read.result()
+            else:
+                inputs, dt = read(batch)
+            stats.seconds_read += dt
+            if pool is not None and i + 1 < len(todo):
+                pending_read = pool.submit(read, todo[i + 1])
+            else:
+                pending_read = None
+            t0 = time.perf_counter()
+            crops = compute_batch(kernel, inputs, batch, seed=batch_seed(batch, options.seed))
+            stats.seconds_compute += time.perf_counter() - t0
+            del inputs
+            if pending_write is not None:
+                stats.seconds_write += pending_write.result()
+            if pool is not None:
+                pending_write = pool.submit(write, batch, crops)
+            else:
+                stats.seconds_write += write(batch, crops)
+            stats.batches += 1
+            stats.pixels += sum(
+                (t.out_y[1] - t.out_y[0]) * (t.out_x[1] - t.out_x[0]) for t in batch
+            )
+        if pending_write is not None:
+            stats.seconds_write += pending_write.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    stats.seconds_total = time.perf_counter() - started
+    log.info(
+        "inference %s: %d chunks written, %d already done, %.1fs",
+        kernel.name,
+        stats.chunks_written,
+        stats.chunks_skipped,
+        stats.seconds_total,
+    )
+    return stats
+
+
+def _provenance(kernel: Kernel, cube_url: str) -> dict[str, str]:
+    attrs = {
+        "product": kernel.name,
+        "algorithm_version": kernel.version,
+        "software": f"geoproc {__version__}",
+        "source_cube": cube_url,
+        "engine_parameters": json.dumps({"halo": kernel.halo, "temporal": kernel.temporal}),
+    }
+    attrs.update(kernel.provenance())
+    return attrs
+
+
+def _cache_bytes(grid: Grid, kernel: Kernel, options: EngineOptions) -> int:
+    if options.cache_bytes is not None:
+        return options.cache_bytes
+    k = window_chunks(grid, kernel, options)
+    depth = 1 if kernel.temporal == "scene" else grid.nt
+    row = len(kernel.inputs) * depth * grid.cy * grid.nx * 4
+    return min(64 * _MiB, (k + 2) * row)
+
+
+def _has_foreign_store(output_url: str, attrs: dict[str, str]) -> bool:
+    """True when a store exists at the URL and its attrs are not this run's (never clobber)."""
+    try:
+        existing = zarr.open_group(zarr_store(output_url), mode="r")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError, ValueError):
+        return False
+    return any(existing.attrs.get(k) != v for k, v in attrs.items())
+
+
+def _plain(var: xr.Variable) -> xr.Variable:
+    """A coordinate copied without the cube's chunk encoding (the product chunks differ)."""
+    keep = {k: v for k, v in var.encoding.items() if k in ("units", "calendar", "dtype")}
+    out = xr.Variable(var.dims, np.asarray(var.values), attrs=dict(var.attrs))
+    out.encoding = keep
+    return out

@@ -1,0 +1,1 @@
+"""Small reference architectures, registered by name so cards never carry code."""
