@@ -114,10 +114,12 @@ def model_features(composites: MonthlyComposites) -> np.ndarray:
 
 
 def best_device(device: str | torch.device | None = None) -> torch.device:
-    """CUDA when present, CPU otherwise (or what the caller asks for)."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA when present, CPU otherwise (or what the caller asks for); the engine's rule."""
+    from geoproc.inference.device import DeviceOptions, select_device
+
+    if isinstance(device, torch.device):
+        return device
+    return select_device(DeviceOptions(device=device or "auto"))
 
 
 @torch.no_grad()
