@@ -31,8 +31,9 @@ import numpy as np
 from shapely import ops
 from shapely.geometry import shape
 
-from geoproc.errors import CatalogError, InvalidDateError
+from geoproc.errors import CatalogError
 from geoproc.grid import Tile
+from geoproc.request import parse_date_range
 from geoproc.sensors import SensorProfile, profile_for
 
 DEFAULT_MAX_CLOUD_COVER = 80.0
@@ -98,25 +99,6 @@ class SearchResult:
         }
 
 
-def parse_date(text: str | date, *, name: str) -> date:
-    """A calendar date from ``YYYY-MM-DD`` (the option name goes into the message)."""
-    if isinstance(text, date):
-        return text
-    try:
-        return date.fromisoformat(str(text).strip())
-    except ValueError as exc:
-        raise InvalidDateError(
-            f"{name} {text!r} is not a date: use YYYY-MM-DD, e.g. 2024-01-31."
-        ) from exc
-
-
-def date_range(start: str | date, end: str | date) -> tuple[date, date]:
-    s, e = parse_date(start, name="--start"), parse_date(end, name="--end")
-    if e < s:
-        raise InvalidDateError(f"--end {e} is before --start {s}: swap them or pick a later --end.")
-    return s, e
-
-
 def search_tiles(
     catalog: str | os.PathLike,
     tiles: Sequence[Tile],
@@ -128,7 +110,7 @@ def search_tiles(
     page_size: int = DEFAULT_PAGE_SIZE,
 ) -> SearchResult:
     """Search the catalog once for the union of the tiles and split the items per tile."""
-    s, e = date_range(start, end)
+    s, e = parse_date_range(start, end)
     profiles = [profile_for(c) for c in collections]
     geom = ops.unary_union([t.footprint_lonlat for t in tiles])
     raw = list(_fetch(catalog, collections, geom, s, e, page_size))
