@@ -65,3 +65,27 @@ def stac_api_small(sample_archive_small) -> str:
 
     with serve_archive(sample_archive_small) as url:
         yield url
+
+
+def run_request(archive: Path, url: str, out: Path):
+    """The demo's request on an archive: all products over its AOI for 2024."""
+    import json
+
+    from geoproc.request import RunRequest
+
+    props = json.loads((archive / "aoi.geojson").read_text())["features"][0]["properties"]
+    return RunRequest.create(
+        products="flood,lst,canopy", aoi=str(archive / "aoi.geojson"), start="2024-01-01",
+        end="2024-12-31", catalog=url, out=str(out),
+        options={"tile_size_px": props["tile_size_px"]},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def small_run(sample_archive_small, stac_api_small, tmp_path_factory):
+    """One whole in-process run of all products on the small archive: (out folder, report)."""
+    from geoproc.pipeline import run_pipeline
+
+    out = tmp_path_factory.mktemp("run") / "out"
+    report = run_pipeline(run_request(sample_archive_small, stac_api_small, out))
+    return out, report

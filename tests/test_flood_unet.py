@@ -160,3 +160,18 @@ def test_empty_chip_folder_is_no_data(tmp_path):
     (tmp_path / "LabelHand").mkdir()
     with pytest.raises(NoDataError):
         flood_train.read_chips(tmp_path)
+
+
+def test_train_cli_writes_a_loadable_card(chips, tmp_path):
+    from geoproc.cli import main
+
+    out = tmp_path / "cli-model"
+    assert main(["train", "flood", "--chips", str(chips), "--out", str(out), "--epochs", "1", "--device", "cpu"]) == 0
+    cards = list(out.glob("*.json"))
+    weights = list(out.glob("*.safetensors"))
+    assert len(cards) == 1 and len(weights) == 1
+    card = json.loads(cards[0].read_text())
+    assert card["properties"]["mlm:framework"] == "PyTorch"
+    from geoproc.products import flood_unet
+
+    assert flood_unet.load(cards[0], device="cpu") is not None

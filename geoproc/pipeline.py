@@ -1,0 +1,221 @@
+"""The stages of one run, as plain library calls: plan, search, cube, products, publish, report.
+
+`run_pipeline` calls them in order in one process; the Prefect flows in `flows/` call the
+very same functions, one task per stage and tile, so the CLI and the scheduled runs
+cannot drift apart. Arrays move through the Zarr stores, never through return values:
+every stage returns small JSON-able records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from geoproc import __version__, storage
+from geoproc.catalog import SearchResult, TimeStep, search_tiles
+from geoproc.cube import CubeOptions, cube_band_names, qa_names
+from geoproc.errors import NoDataError
+from geoproc.grid import Tile, tiles_for_aoi
+from geoproc.product_runner import run_product_on_cube
+from geoproc.request import RunRequest, check_catalog
+from geoproc.sensors import profile_for
+from geoproc.store import build_tile_store, cube_location
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PRODUCT_OPTIONS: dict[str, dict[str, Any]] = {
+    "flood": {},
+    "lst": {},
+    "canopy": {"all_probabilities": True},
+}
+
+
+def run_id_for(request: RunRequest) -> str:
+    """A run id derived from the request, so rerunning the same request rewrites the same bytes."""
+    payload = json.dumps(
+        {
+            "products": request.products,
+            "aoi": str(request.aoi),
+            "start": str(request.start),
+            "end": str(request.end),
+            "collections": request.collections,
+            "options": request.options,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return f"{request.end:%Y%m%d}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
+
+
+def plan(request: RunRequest) -> list[Tile]:
+    """Processing tiles covering the AOI (one UTM zone each)."""
+    return tiles_for_aoi(
+        request.aoi,
+        tile_size_px=int(request.options.get("tile_size_px", 1024)),
+        resolution=float(request.options.get("resolution", 30.0)),
+    )
+
+
+def search(request: RunRequest, tiles: list[Tile]) -> SearchResult:
+    """Items per tile and time step, with the record of what was dropped and why."""
+    check_catalog(request.catalog)
+    return search_tiles(
+        request.catalog,
+        tiles,
+        collections=request.collections,
+        start=request.start,
+        end=request.end,
+        max_cloud_cover=float(request.options.get("max_cloud_cover", 80.0)),
+    )
+
+
+def cube_options(request: RunRequest) -> CubeOptions:
+    return CubeOptions(**request.options.get("cube", {}))
+
+
+def build_cube(request: RunRequest, tile: Tile, steps: list[TimeStep]) -> dict:
+    """Create or extend one tile's cube store; returns the tile's build record."""
+    options = cube_options(request)
+    collections = [profile_for(c).collection for c in request.collections]
+    parameters = {
+        "collections": collections,
+        "start": str(request.start),
+        "end": str(request.end),
+        "max_cloud_cover": float(request.options.get("max_cloud_cover", 80.0)),
+        "bands": cube_band_names(collections, options),
+    }
+    result = build_tile_store(
+        request.out.url,
+        tile,
+        steps,
+        band_names=parameters["bands"],
+        qa_vars=qa_names(collections),
+        options=options,
+        parameters=parameters,
+    )
+    return asdict(result)
+
+
+def run_product(request: RunRequest, product: str, tile_id: str) -> dict:
+    """One product on one tile's cube; skipped when its inputs are unchanged."""
+    options = {**DEFAULT_PRODUCT_OPTIONS.get(product, {}), **request.options.get(product, {})}
+    result = run_product_on_cube(
+        product, cube_location(request.out.url, tile_id), request.out, tile=tile_id, options=options
+    )
+    return asdict(result)
+
+
+def publish(request: RunRequest, run_id: str) -> dict:
+    """COGs, web tiles, viewer and STAC catalog for every product store of the output."""
+    from geoproc.publish import publish_run
+
+    return publish_run(
+        request.out.url,
+        products=list(request.products),
+        run_id=run_id,
+        aoi=request.aoi,
+        source_catalog=None if _is_loopback(request.catalog) else request.catalog,
+    )
+
+
+def _is_loopback(url: str) -> bool:
+    """A catalog on loopback (the embedded sample API) dies with the run: never link to it.
+
+    Its port also changes per run, so links to it would make reruns write different bytes;
+    the source item ids stay in `geoproc:source_items`.
+    """
+    from urllib.parse import urlparse
+
+    return (urlparse(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
+def write_report(request: RunRequest, run_id: str, report: dict) -> str:
+    """JSON run report at `{out}/runs/{run_id}/report.json`; returns its URL."""
+    location = request.out.join("runs", run_id, "report.json")
+    storage.write_bytes_atomic(
+        location, json.dumps(report, indent=2, sort_keys=True, default=str).encode()
+    )
+    return location.url
+
+
+def run_pipeline(
+    request: RunRequest,
+    *,
+    run_id: str | None = None,
+    publish_outputs: bool = True,
+    progress: Callable[[str], None] = lambda message: None,
+) -> dict:
+    """Every stage in order for every tile; returns the run report (also written to the store)."""
+    run_id = run_id or run_id_for(request)
+    timings: dict[str, float] = {}
+    report: dict[str, Any] = {
+        "run_id": run_id,
+        "software_version": __version__,
+        "request": {
+            "products": list(request.products),
+            "aoi": str(request.aoi),
+            "start": str(request.start),
+            "end": str(request.end),
+            "catalog": request.catalog,
+            "out": request.out.url,
+            "collections": list(request.collections),
+        },
+    }
+    t0 = time.perf_counter()
+    tiles = plan(request)
+    progress(f"plan: {len(tiles)} tile(s): {', '.join(t.id for t in tiles)}")
+    found = search(request, tiles)
+    timings["search"] = time.perf_counter() - t0
+    report["search"] = {
+        "found": found.found,
+        "dropped": len(found.dropped) + sum(len(ts.dropped) for ts in found.tiles.values()),
+        "steps_per_tile": {tid: len(ts.steps) for tid, ts in found.tiles.items()},
+    }
+    progress(
+        f"search: {found.found} items, "
+        + ", ".join(f"{k}: {v} steps" for k, v in report["search"]["steps_per_tile"].items())
+    )
+
+    t0 = time.perf_counter()
+    report["cubes"] = {}
+    built: list[str] = []
+    for tile in tiles:
+        steps = found.tiles[tile.id].steps
+        if not steps and not storage.exists(cube_location(request.out.url, tile.id)):
+            report["cubes"][tile.id] = {"status": "no data"}
+            continue
+        record = build_cube(request, tile, steps)
+        report["cubes"][tile.id] = record
+        built.append(tile.id)
+        progress(
+            f"cube {tile.id}: {len(record['steps_written'])} step(s) written, {record['steps_skipped']} already complete"
+        )
+    timings["cube"] = time.perf_counter() - t0
+    if not built:
+        raise NoDataError(
+            f"The catalog returned no usable scenes between {request.start} and {request.end} over "
+            f"{len(tiles)} tile(s): widen --start/--end or --aoi, or check --collections."
+        )
+
+    t0 = time.perf_counter()
+    report["products"] = {}
+    for product in request.products:
+        for tile_id in built:
+            record = run_product(request, product, tile_id)
+            report["products"][f"{product}/{tile_id}"] = record
+            progress(f"{product} {tile_id}: {record['status']} ({record['steps']} step(s))")
+    timings["products"] = time.perf_counter() - t0
+
+    if publish_outputs:
+        t0 = time.perf_counter()
+        report["publish"] = publish(request, run_id)
+        timings["publish"] = time.perf_counter() - t0
+        progress("publish: done")
+    report["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+    report["report_url"] = write_report(request, run_id, report)
+    return report

@@ -1,0 +1,64 @@
+"""The regional Prefect flow runs the same stages as the CLI, through Prefect's real API."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import run_request
+
+pytestmark = pytest.mark.integration
+
+
+def test_regional_flow_on_a_built_output_skips_everything(
+    small_run, sample_archive_small, stac_api_small
+):
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.regional import regional_mapping
+
+    out, first = small_run
+    with prefect_test_harness(server_startup_timeout=120):
+        state = regional_mapping(
+            request=run_request(sample_archive_small, stac_api_small, out), return_state=True
+        )
+        assert state.is_completed()
+        report = state.result()
+    assert report["run_id"] == first["run_id"]
+    assert set(report["cubes"]) == set(first["cubes"])
+    assert all(not c["steps_written"] for c in report["cubes"].values())
+    assert {k: v["status"] for k, v in report["products"].items()} == dict.fromkeys(
+        first["products"], "skipped"
+    )
+
+
+def test_transient_errors_retry_and_bad_input_does_not():
+    from flows.regional import is_transient
+    from geoproc.errors import CatalogError, InvalidDateError
+
+    class _State:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def result(self):
+            raise self.exc
+
+    assert is_transient(None, None, _State(ConnectionResetError("reset by peer")))
+    assert is_transient(
+        None, None, _State(CatalogError("catalog answered 503 Service Unavailable"))
+    )
+    assert not is_transient(
+        None, None, _State(InvalidDateError("--start 2024-13-01 is not a date"))
+    )
+    assert not is_transient(None, None, _State(ValueError("shapes do not match")))
+
+
+def test_library_never_imports_prefect():
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "geoproc"
+    offenders = [
+        str(p)
+        for p in root.rglob("*.py")
+        if "import prefect" in p.read_text() or "from prefect" in p.read_text()
+    ]
+    assert offenders == []
