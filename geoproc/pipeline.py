@@ -18,13 +18,12 @@ from typing import Any
 
 from geoproc import __version__, storage
 from geoproc.catalog import SearchResult, TimeStep, search_tiles
-from geoproc.cube import CubeOptions, cube_band_names, qa_names
+from geoproc.cube import CubeOptions
 from geoproc.errors import NoDataError
 from geoproc.grid import Tile, tiles_for_aoi
 from geoproc.product_runner import run_product_on_cube
 from geoproc.request import RunRequest, check_catalog
-from geoproc.sensors import profile_for
-from geoproc.store import build_tile_store, cube_location
+from geoproc.store import build_parameters, build_tile_store, cube_location
 
 log = logging.getLogger(__name__)
 
@@ -81,20 +80,19 @@ def cube_options(request: RunRequest) -> CubeOptions:
 def build_cube(request: RunRequest, tile: Tile, steps: list[TimeStep]) -> dict:
     """Create or extend one tile's cube store; returns the tile's build record."""
     options = cube_options(request)
-    collections = [profile_for(c).collection for c in request.collections]
-    parameters = {
-        "collections": collections,
-        "start": str(request.start),
-        "end": str(request.end),
-        "max_cloud_cover": float(request.options.get("max_cloud_cover", 80.0)),
-        "bands": cube_band_names(collections, options),
-    }
+    names, qas, parameters = build_parameters(
+        request.collections,
+        options=options,
+        start=request.start,
+        end=request.end,
+        max_cloud_cover=float(request.options.get("max_cloud_cover", 80.0)),
+    )
     result = build_tile_store(
         request.out.url,
         tile,
         steps,
-        band_names=parameters["bands"],
-        qa_vars=qa_names(collections),
+        band_names=names,
+        qa_vars=qas,
         options=options,
         parameters=parameters,
     )

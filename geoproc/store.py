@@ -481,6 +481,29 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def build_parameters(
+    collections: Sequence[str], *, options: CubeOptions, start, end, max_cloud_cover: float
+) -> tuple[list[str], list[str], dict]:
+    """(band variables, QA variables, provenance parameters) of a cube build.
+
+    One definition for the CLI's `cube build` and the pipeline, so both write the same
+    root attributes and a store built by one is extended, not rewritten, by the other.
+    """
+    from geoproc.cube import cube_band_names, qa_names
+    from geoproc.sensors import profile_for
+
+    canonical = [profile_for(c).collection for c in collections]
+    names = cube_band_names(canonical, options)
+    parameters = {
+        "collections": canonical,
+        "start": str(start),
+        "end": str(end),
+        "max_cloud_cover": float(max_cloud_cover),
+        "bands": names,
+    }
+    return names, qa_names(canonical), parameters
+
+
 def build_cubes(
     catalog: str,
     *,
@@ -503,27 +526,21 @@ def build_cubes(
     memory), so peak memory depends on the tile size and batch, not on the AOI or dates.
     """
     from geoproc.catalog import search_tiles
-    from geoproc.cube import cube_band_names, qa_names
     from geoproc.errors import NoDataError
     from geoproc.grid import tiles_for_aoi
     from geoproc.sensors import profile_for
 
     options = options or CubeOptions()
-    canonical = [profile_for(c).collection for c in collections]
+    for collection in collections:  # unknown collections fail before any search
+        profile_for(collection)
     tiles = tiles_for_aoi(aoi, tile_size_px=tile_size_px, resolution=resolution)
     found = search_tiles(
         catalog, tiles, collections=collections, start=start, end=end,
         max_cloud_cover=max_cloud_cover, page_size=page_size,
     )  # fmt: skip
-    names = cube_band_names(canonical, options)
-    qas = qa_names(canonical)
-    parameters = {
-        "collections": canonical,
-        "start": str(start),
-        "end": str(end),
-        "max_cloud_cover": max_cloud_cover,
-        "bands": names,
-    }
+    names, qas, parameters = build_parameters(
+        collections, options=options, start=start, end=end, max_cloud_cover=max_cloud_cover
+    )
     record = {"out": storage.parse_url(out).url, "search": found.to_record(), "tiles": {}}
     built = 0
     for tile in tiles:
