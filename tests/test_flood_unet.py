@@ -166,7 +166,23 @@ def test_train_cli_writes_a_loadable_card(chips, tmp_path):
     from geoproc.cli import main
 
     out = tmp_path / "cli-model"
-    assert main(["train", "flood", "--chips", str(chips), "--out", str(out), "--epochs", "1", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "flood",
+                "--chips",
+                str(chips),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     cards = list(out.glob("*.json"))
     weights = list(out.glob("*.safetensors"))
     assert len(cards) == 1 and len(weights) == 1
