@@ -126,3 +126,57 @@ def test_cli_unreachable_catalog_exit_1(tmp_path):
         proc.returncode == 1 and "does not answer" in proc.stderr and "Traceback" not in proc.stderr
     )
     assert not out.exists()
+
+
+def test_viewer_of_the_real_run_shows_the_flood(small_run, tmp_path):
+    """Screenshot of the run's viewer on a flood date; GEOPROC_SAVE_SCREENSHOT=PATH keeps it (README)."""
+    import os
+    import shutil
+
+    from geoproc.publish.colormaps import DRY_COLOR, FLOOD_COLOR, PERMANENT_WATER_COLOR
+    from tests.test_publish_viewer import _console_lines, _count, _find_chromium, _screenshot
+
+    browser = _find_chromium()
+    if browser is None:
+        pytest.skip(
+            "headless Chromium not installed (tests/test_publish_viewer.py installs it when it can)"
+        )
+    out, _ = small_run
+    counts: dict = {}
+    for store in (out / "products" / "flood").glob("*.zarr"):
+        raw = xr.open_zarr(store, mask_and_scale=False)
+        for t, n in zip(
+            raw["time"].values, (raw["water"] == 2).sum(("y", "x")).values, strict=True
+        ):
+            counts[t] = counts.get(t, 0) + int(n)
+    best = max(counts, key=counts.get)
+    label = np.datetime_as_string(best, unit="s").replace(":", "")
+    assert (out / "tiles" / "flood" / label).is_dir(), f"no tiles published for {label}"
+    page = out / "viewer" / "index.html"
+    rgb, stderr = _screenshot(browser, f"{page.as_uri()}#layer=flood&date={label}", tmp_path)
+    assert _console_lines(stderr) == []
+    assert _count(rgb, FLOOD_COLOR) > 300
+    assert _count(rgb, PERMANENT_WATER_COLOR) > 100
+    assert _count(rgb, DRY_COLOR) > 5000
+    if os.environ.get("GEOPROC_SAVE_SCREENSHOT"):
+        shutil.copy(tmp_path / "shot.png", os.environ["GEOPROC_SAVE_SCREENSHOT"])
+
+
+def test_published_stac_is_valid(small_run):
+    from geoproc.stac_schemas import validate_stac
+
+    out, _ = small_run
+    catalog = json.loads((out / "stac" / "catalog.json").read_text())
+    validate_stac(catalog)
+    collections = sorted((out / "stac").glob("*/collection.json"))
+    assert [c.parent.name for c in collections] == ["canopy", "flood", "lst"]
+    for collection in collections:
+        validate_stac(json.loads(collection.read_text()))
+        items = sorted(collection.parent.glob("*/*.json"))
+        assert items
+        for path in items[:: max(1, len(items) // 10)]:
+            item = json.loads(path.read_text())
+            validate_stac(item)
+            for asset in item["assets"].values():
+                if asset["href"].endswith(".tif"):
+                    assert (path.parent / asset["href"]).resolve().is_file()
