@@ -62,3 +62,31 @@ def test_library_never_imports_prefect():
         if "import prefect" in p.read_text() or "from prefect" in p.read_text()
     ]
     assert offenders == []
+
+
+def test_backfill_flow_ends_partial_when_a_unit_fails(
+    small_run, sample_archive_small, stac_api_small, tmp_path
+):
+    import json
+    import os
+    import shutil
+    import socket
+
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.backfill import backfill
+
+    clean_out, first = small_run
+    out = tmp_path / "out"
+    shutil.copytree(clean_out / "cubes", out / "cubes")
+    locked = sorted(first["cubes"])[0]
+    shutil.rmtree(out / "cubes" / f"{locked}.zarr")  # work to do, but a live build holds the lock
+    (out / "cubes" / f"{locked}.zarr.lock").write_text(
+        json.dumps({"host": socket.gethostname(), "pid": os.getpid()})
+    )
+    request = run_request(sample_archive_small, stac_api_small, out)
+    with prefect_test_harness(server_startup_timeout=120):
+        state = backfill(request=request, period_months=6, workers=1, return_state=True)
+    assert state.name == "Partial" and locked in state.message
+    report = state.result()
+    assert report["units"] == {"total": 6, "done": 0, "skipped": 4, "failed": 1, "blocked": 1}
