@@ -90,3 +90,36 @@ def test_backfill_flow_ends_partial_when_a_unit_fails(
     assert state.name == "Partial" and locked in state.message
     report = state.result()
     assert report["units"] == {"total": 6, "done": 0, "skipped": 4, "failed": 1, "blocked": 1}
+
+
+def test_deploy_regional_creates_a_scheduled_deployment():
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.testing.utilities import prefect_test_harness
+
+    from geoproc.cli import main
+
+    with prefect_test_harness(server_startup_timeout=120):
+        rc = main([
+            "deploy", "regional", "--cron", "0 6 * * 1", "--name", "weekly", "--catalog", "http://127.0.0.1:9",
+            "--aoi", "11.9,47.4,12.1,47.6", "--start", "2024-01-01", "--end", "2024-12-31", "--out", "/tmp/geoproc-deploy-test",
+        ])  # fmt: skip
+        assert rc == 0
+
+        async def read():
+            async with get_client() as client:
+                return await client.read_deployment_by_name("regional-mapping/weekly")
+
+        deployment = asyncio.run(read())
+    assert [s.schedule.cron for s in deployment.schedules] == ["0 6 * * 1"]
+    assert deployment.parameters["aoi"] == "11.9,47.4,12.1,47.6"
+    assert deployment.parameters["products"] == "flood,lst,canopy"
+
+
+def test_deploy_rejects_a_bad_cron(capsys):
+    from geoproc.cli import main
+
+    rc = main(["deploy", "regional", "--cron", "every monday", "--catalog", "http://x", "--aoi", "1,1,2,2",
+               "--start", "2024-01-01", "--end", "2024-01-02", "--out", "/tmp/x"])  # fmt: skip
+    assert rc == 2 and "--cron" in capsys.readouterr().err
