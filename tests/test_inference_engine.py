@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -202,19 +203,23 @@ def test_killed_run_resumed_gives_the_same_bytes_as_a_clean_run(cube_url, tmp_pa
     clean, resumed = str(tmp_path / "clean.zarr"), str(tmp_path / "resumed.zarr")
     run_inference(cube_url, kernel, clean, options=SMALL_BATCHES)
 
-    proc = subprocess.Popen(
-        [sys.executable, "-W", "ignore", "-c", _CHILD, cube_url, resumed],
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-    )
     markers = Path(resumed) / MARKER_DIR
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if markers.is_dir() and len(list(markers.iterdir())) >= 5:  # template + >= 4 chunks
+    for _attempt in range(3):  # on a loaded machine the child can finish before the kill lands
+        shutil.rmtree(resumed, ignore_errors=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-W", "ignore", "-c", _CHILD, cube_url, resumed],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if markers.is_dir() and len(list(markers.iterdir())) >= 5:  # template + >= 4 chunks
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        finished = len(list(markers.iterdir())) - 1
+        if finished < 18:
             break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    finished = len(list(markers.iterdir())) - 1
     assert 4 <= finished < 18, "the child must be killed mid-run"
 
     stats = run_inference(cube_url, kernel, resumed, options=SMALL_BATCHES)

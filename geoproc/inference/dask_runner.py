@@ -24,16 +24,12 @@ from geoproc.inference.engine import (
     RunStats,
     WindowReader,
     WindowTask,
-    batch_keys,
     batch_seed,
     compute_batch,
-    cube_grid,
     open_cube,
-    plan_batches,
-    prepare_output,
+    plan_run,
 )
 from geoproc.inference.kernel import Kernel
-from geoproc.inference.markers import ChunkMarkers
 
 _LOCK = threading.Lock()
 
@@ -49,12 +45,8 @@ def run_inference_dask(
     """Run the engine with one Dask task per batch (``client`` or the current scheduler)."""
     options = options or EngineOptions()
     started = time.perf_counter()
-    cube = open_cube(cube_url)
-    grid = cube_grid(cube, kernel, cube_url=cube_url)
-    prepare_output(cube, kernel, output_url, grid, cube_url=cube_url, overwrite=options.overwrite)
-    batches = plan_batches(grid, kernel, options)
-    done = ChunkMarkers(output_url).done()
-    todo = [b for b in batches if not all(k in done for k in batch_keys(b, grid))]
+    plan = plan_run(cube_url, kernel, output_url, options)
+    grid, done, todo = plan.grid, plan.done, plan.todo
     tasks = [
         dask.delayed(_run_batch, pure=False)(
             cube_url, output_url, kernel, grid, batch, batch_seed(batch, options.seed), done
@@ -65,12 +57,8 @@ def run_inference_dask(
         written = client.gather(client.compute(tasks))
     else:
         (written,) = dask.compute(tasks)
-    stats = RunStats(
-        chunks_total=sum(len(batch_keys(b, grid)) for b in batches),
-        chunks_written=sum(written),
-        batches=len(todo),
-    )
-    stats.chunks_skipped = stats.chunks_total - sum(len(batch_keys(b, grid)) for b in todo)
+    stats = RunStats(chunks_total=plan.chunks_total, chunks_written=sum(written), batches=len(todo))
+    stats.chunks_skipped = plan.chunks_skipped
     stats.seconds_total = time.perf_counter() - started
     return stats
 

@@ -408,6 +408,35 @@ def _template(
     return xr.Dataset(data_vars, coords=coords, attrs=attrs), encoding
 
 
+@dataclass
+class RunPlan:
+    """What a run will do: the cube, its grid, finished chunks and the batches still to run."""
+
+    cube: xr.Dataset
+    grid: Grid
+    done: set[str]
+    todo: list[list[WindowTask]]
+    chunks_total: int
+    chunks_skipped: int
+
+
+def plan_run(cube_url: str, kernel: Kernel, output_url: str, options: EngineOptions) -> RunPlan:
+    """Open the cube, prepare the output store and list the batches whose chunks are not done.
+
+    Shared by the in-process engine and the Dask runner so both resume the same way.
+    """
+    cube = open_cube(cube_url)
+    grid = cube_grid(cube, kernel, cube_url=cube_url)
+    prepare_output(cube, kernel, output_url, grid, cube_url=cube_url, overwrite=options.overwrite)
+    batches = plan_batches(grid, kernel, options)
+    done = ChunkMarkers(output_url).done()
+    todo = [b for b in batches if not all(k in done for k in batch_keys(b, grid))]
+    total = sum(len(batch_keys(b, grid)) for b in batches)
+    return RunPlan(
+        cube, grid, done, todo, total, total - sum(len(batch_keys(b, grid)) for b in todo)
+    )
+
+
 def run_inference(
     cube_url: str,
     kernel: Kernel,
@@ -418,14 +447,10 @@ def run_inference(
     """Run ``kernel`` over every chunk of a cube into a product store (resumable)."""
     options = options or EngineOptions()
     started = time.perf_counter()
-    cube = open_cube(cube_url)
-    grid = cube_grid(cube, kernel, cube_url=cube_url)
-    prepare_output(cube, kernel, output_url, grid, cube_url=cube_url, overwrite=options.overwrite)
-    batches = plan_batches(grid, kernel, options)
-    done = ChunkMarkers(output_url).done()
-    stats = RunStats(chunks_total=sum(len(batch_keys(b, grid)) for b in batches))
-    todo = [b for b in batches if not all(k in done for k in batch_keys(b, grid))]
-    stats.chunks_skipped = stats.chunks_total - sum(len(batch_keys(b, grid)) for b in todo)
+    plan = plan_run(cube_url, kernel, output_url, options)
+    cube, grid, done, todo = plan.cube, plan.grid, plan.done, plan.todo
+    stats = RunStats(chunks_total=plan.chunks_total)
+    stats.chunks_skipped = plan.chunks_skipped
     reader = WindowReader(
         cube, kernel.inputs, grid, cache_bytes=_cache_bytes(grid, kernel, options)
     )
