@@ -146,3 +146,21 @@ def write_bytes_atomic(url: str | os.PathLike | Location, data: bytes) -> None:
 def read_bytes(url: str | os.PathLike | Location) -> bytes:
     fs, path = filesystem(url)
     return fs.cat_file(path)
+
+
+def remove_partial_writes(url: str | os.PathLike | Location) -> int:
+    """Delete temporary files a killed writer left in a local Zarr store; return how many.
+
+    zarr's LocalStore writes each object to ``NAME.<uuid>.partial`` and renames it, so a
+    SIGKILL between the two leaves an orphan that no reader sees but that makes the folder
+    differ from a clean run. Call it only while holding the store's write lock. Object
+    stores need nothing: an S3 PUT is atomic and leaves no temporary object.
+    """
+    location = url if isinstance(url, Location) else parse_url(url)
+    if location.scheme != "file" or not os.path.isdir(location.path):
+        return 0
+    removed = 0
+    for orphan in Path(location.path).rglob("*.partial"):
+        orphan.unlink(missing_ok=True)
+        removed += 1
+    return removed

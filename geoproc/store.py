@@ -168,6 +168,7 @@ def build_tile_store(
     location = cube_location(out, tile.id)
     record = TileBuild(tile.id, location.url)
     with store_lock(location):
+        storage.remove_partial_writes(location)  # orphans of a killed build
         store = storage.zarr_store(location)
         existing = _read_existing(store)
         if existing is not None:

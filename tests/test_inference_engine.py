@@ -17,6 +17,7 @@ import torch
 import xarray as xr
 
 from geoproc.errors import StoreError, UsageError
+from geoproc.inference.device import DeviceOptions
 from geoproc.inference.engine import EngineOptions, batch_keys, plan_batches, run_inference
 from geoproc.inference.kernel import ArrayKernel, ModelKernel
 from geoproc.inference.markers import MARKER_DIR
@@ -184,6 +185,7 @@ _CHILD = textwrap.dedent(
     """
     import sys, time
     from geoproc.inference.engine import EngineOptions, run_inference
+    from geoproc.inference.device import DeviceOptions
     from geoproc.inference.kernel import ModelKernel
     from geoproc.inference.registry import find_card
 
@@ -193,13 +195,27 @@ _CHILD = textwrap.dedent(
             return super().__call__(batch, seed=seed)
 
     opts = EngineOptions(batch_memory_bytes=600_000, cache_bytes=2_000_000)
-    run_inference(sys.argv[1], Slow(find_card("tiny-fcn")), sys.argv[2], options=opts)
+    kernel = Slow(find_card("tiny-fcn"), device=DeviceOptions(threads=1))
+    run_inference(sys.argv[1], kernel, sys.argv[2], options=opts)
     """
 )
 
 
-def test_killed_run_resumed_gives_the_same_bytes_as_a_clean_run(cube_url, tmp_path):
-    kernel = ModelKernel(find_card("tiny-fcn"))
+@pytest.fixture
+def restore_torch_threads():
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_killed_run_resumed_gives_the_same_bytes_as_a_clean_run(
+    cube_url, tmp_path, restore_torch_threads
+):
+    # same thread count as the child: oneDNN's float sums depend on it, and earlier tests in
+    # this process may have changed torch's default
+    kernel = ModelKernel(find_card("tiny-fcn"), device=DeviceOptions(threads=1))
     clean, resumed = str(tmp_path / "clean.zarr"), str(tmp_path / "resumed.zarr")
     run_inference(cube_url, kernel, clean, options=SMALL_BATCHES)
 

@@ -79,3 +79,14 @@ def test_atomic_small_objects_local_and_s3(tmp_path, s3_bucket):
         storage.write_bytes_atomic(url, b'{"a": 2}')
         assert storage.read_bytes(url) == b'{"a": 2}'
     assert not list((tmp_path / "m").glob(".*tmp*"))
+
+
+def test_remove_partial_writes_only_touches_orphans(tmp_path):
+    store = tmp_path / "a.zarr"
+    (store / "red" / "c" / "0").mkdir(parents=True)
+    keep = store / "red" / "c" / "0" / "0"
+    keep.write_bytes(b"chunk")
+    (store / "red" / "c" / "0" / "1.4f2a.partial").write_bytes(b"torn")
+    assert storage.remove_partial_writes(str(store)) == 1
+    assert sorted(p.name for p in store.rglob("*") if p.is_file()) == ["0"]
+    assert storage.remove_partial_writes("s3://bucket/a.zarr") == 0

@@ -36,6 +36,7 @@ from geoproc.errors import StoreError, UsageError
 from geoproc.inference._io import zarr_store
 from geoproc.inference.kernel import Kernel
 from geoproc.inference.markers import TEMPLATE_KEY, ChunkMarkers
+from geoproc.storage import remove_partial_writes
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +353,7 @@ def prepare_output(
     attrs = _provenance(kernel, cube_url)
     scene = kernel.temporal == "scene"
     if not overwrite and TEMPLATE_KEY in markers.done():
+        remove_partial_writes(output_url)  # orphans of a killed run; runs before any task
         existing = xr.open_zarr(zarr_store(output_url), chunks=None)
         same = all(existing.attrs.get(k) == v for k, v in attrs.items()) and all(
             existing.sizes.get(d) == n for d, n in (("y", grid.ny), ("x", grid.nx))
