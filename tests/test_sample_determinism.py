@@ -53,14 +53,3 @@ def test_another_seed_changes_the_pixels(sample_archive_small, tmp_path, picks):
     assert files
     for p in files:
         assert _digest(p) != _digest(sample_archive_small / p.relative_to(tmp_path))
-
-
-@pytest.mark.slow
-def test_small_archive_generates_in_under_a_minute(tmp_path):
-    import time
-
-    from geoproc.sample import create_archive
-
-    started = time.perf_counter()
-    create_archive(tmp_path / "small", seed=3, size="small", workers=2)
-    assert time.perf_counter() - started < 60
