@@ -7,7 +7,7 @@ SAMPLE_SIZE ?= small
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
-.PHONY: install demo test test-slow test-all lint bench clean
+.PHONY: install demo test test-slow test-e2e test-all lint bench clean stack-up stack-down
 
 install: $(STAMP)
 
@@ -30,6 +30,16 @@ test-slow: install
 
 test-all: install
 	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+# A local Prefect + Dask + S3 + STAC stack as separate processes (configure with GEOPROC_STACK_*).
+stack-up: install
+	./infra/local/up.sh
+
+stack-down:
+	./infra/local/down.sh
+
+test-e2e: install
+	$(BIN)/python -m pytest -q -m slow tests/test_infra_stack_e2e.py
 
 lint: install
 	$(BIN)/ruff check .
