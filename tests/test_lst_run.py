@@ -103,7 +103,7 @@ def test_known_atmosphere_meets_sample_archive_target():
     assert s["rmse"] <= 0.5 and abs(s["bias"]) < 0.3
     assert (_qa_method(out.lst_qa) == lst.METHOD_CODES["rte"]).all()
     assert (_qa_source(out.lst_qa) == lst.ATMOSPHERE_SOURCES["dataset"]).all()
-    assert out.lst.dtype == np.float32 and out.lst_qa.dtype == np.uint8
+    assert out.lst.dtype == np.float32 and out.lst_qa.dtype == np.uint16
     assert out.lst.dims == ("time", "y", "x")
     assert float(out.lst_uncertainty.min()) > 0.3
 

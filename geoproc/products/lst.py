@@ -15,10 +15,16 @@ Inputs are brightness temperatures in KELVIN (`lwir11`, optional `lwir12`); radi
 TIRS K1/K2 constants (`lst_planck`). ``lst_qa`` records per pixel whether it is masked, the
 method, where the atmosphere came from and which emissivity rule applied. Wherever an input
 is masked (NaN) the output is NaN: no value is guessed.
+
+Clouds Fmask missed are screened (`lst_cloud_screen`: Fmask-style spectral and temperature
+tests, Zhu & Woodcock 2012) and set to nodata with the ``residual_cloud`` bit; the
+uncertainty grows near Fmask clouds as in the USGS C2 ST_QA (Laraby & Schott 2018), and
+pixels within ``near_cloud_m`` carry the ``near_cloud`` bit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -28,6 +34,12 @@ import xarray as xr
 from geoproc.errors import UsageError
 from geoproc.products import lst_emissivity as emis
 from geoproc.products.base import ProductSpec, VariableSpec, apply_output_attrs
+from geoproc.products.lst_cloud_screen import (
+    CloudScreen,
+    cloud_distance,
+    near_cloud_sigma,
+    residual_cloud,
+)
 from geoproc.products.lst_planck import thermal_band
 from geoproc.products.lst_rte import AtmosphereUncertainty, invert_rte, rte_uncertainty
 from geoproc.products.lst_single_channel import (
@@ -54,6 +66,11 @@ ATMOSPHERE_SOURCES = {"climatology": 1, "dataset": 2, "option": 3}
 """0 stays free for masked pixels, so CF flag decoding never reads a masked pixel as a source."""
 QA_CLASS_SHIFT = 5
 """Bits 5-7: emissivity rule, `lst_emissivity.SURFACE_CLASSES` code + 1 (0 for masked)."""
+QA_RESIDUAL_CLOUD = 1 << 8
+"""Bit 8: masked because the residual-cloud screen found a cloud Fmask missed (with bit 0)."""
+QA_NEAR_CLOUD = 1 << 9
+"""Bit 9: valid, but within `CloudScreen.near_cloud_m` of a Fmask cloud (larger uncertainty)."""
+_LAND_CLASSES = (emis.SOIL, emis.MIXED, emis.VEGETATION)
 
 _ATMOS_KEYS = {
     "transmittance": "atmos_transmittance",
@@ -76,6 +93,10 @@ def _qa_flags() -> tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...]]:
         masks.append(7 << QA_CLASS_SHIFT)
         values.append((code + 1) << QA_CLASS_SHIFT)
         meanings.append(f"emissivity_{name}")
+    for bit, name in ((QA_RESIDUAL_CLOUD, "residual_cloud"), (QA_NEAR_CLOUD, "near_cloud")):
+        masks.append(bit)
+        values.append(bit)
+        meanings.append(name)
     return tuple(masks), tuple(values), tuple(meanings)
 
 
@@ -83,19 +104,22 @@ _QA_MASKS, _QA_VALUES, _QA_MEANINGS = _qa_flags()
 
 SPEC = ProductSpec(
     name="lst",
-    version="1.0.0",
+    version="1.1.0",
     method=(
         "NDVI-THM emissivity with water/snow classes (Sobrino et al. 2004, 2008); RTE inversion "
         "with known atmosphere (Cook et al. 2014), else split-window / generalised single-channel "
-        "(Jimenez-Munoz et al. 2008, 2009, 2014)"
+        "(Jimenez-Munoz et al. 2008, 2009, 2014); residual-cloud screen after Fmask's spectral and "
+        "temperature tests (Zhu & Woodcock 2012), near-cloud uncertainty (Laraby & Schott 2018)"
     ),
     required_inputs=("lwir11",),
     optional_inputs=(
         "lwir12",
+        "blue",
         "red",
         "nir08",
         "green",
         "swir16",
+        "swir22",
         "fmask",
         "emissivity_lwir11",
         "emissivity_lwir12",
@@ -126,9 +150,10 @@ SPEC = ProductSpec(
         ),
         VariableSpec(
             "lst_qa",
-            "uint8",
+            "uint16",
             "1",
-            "lst quality: masked, method, atmosphere source, emissivity rule",
+            "lst quality: masked, method, atmosphere source, emissivity rule, residual cloud, "
+            "near cloud",
             flag_masks=_QA_MASKS,
             flag_values=_QA_VALUES,
             flag_meanings=_QA_MEANINGS,
@@ -150,6 +175,7 @@ def run(
     ndvi_soil: float = 0.2,
     ndvi_vegetation: float = 0.5,
     atmosphere_uncertainty: AtmosphereUncertainty | None = None,
+    cloud_screen: CloudScreen | dict | bool | None = True,
 ) -> xr.Dataset:
     """LST, emissivity, uncertainty and QA for every pixel and time step of `dataset`.
 
@@ -157,6 +183,8 @@ def run(
     the STAC ``geoproc:atmosphere`` shape ``{"lwir11": {"transmittance", "upwelling_radiance",
     "downwelling_radiance"}, "lwir12": {...}, "water_vapour": g/cm2}``. `emissivity` (a value,
     a DataArray, or ``{"lwir11": ..., "lwir12": ...}``) replaces NDVI-THM, e.g. with ASTER GED.
+    `cloud_screen` (True for the defaults, a `CloudScreen` or its fields as a dict, False to
+    turn it off) masks clouds Fmask missed and widens the uncertainty near clouds.
     """
     ds = _check_dataset(dataset, method)
     bands = {b: thermal_band(b, constants=thermal_constants) for b in ("lwir11", "lwir12")}
@@ -167,13 +195,16 @@ def run(
         )
     thresholds = emis.NdviThresholds(ndvi_soil=ndvi_soil, ndvi_vegetation=ndvi_vegetation)
     atm_sigma = atmosphere_uncertainty or AtmosphereUncertainty()
+    screen = _cloud_screen(cloud_screen)
 
     bt11 = _brightness_temperature(ds, "lwir11")
     has12 = "lwir12" in ds
     bt12 = _brightness_temperature(ds, "lwir12") if has12 else None
     qa_ok = _fmask_clear(ds, fmask_masked)
 
-    eps, sigma, classes = _emissivities(ds, emissivity, emissivity_uncertainty, thresholds, has12)
+    eps, sigma, classes, surface = _emissivities(
+        ds, emissivity, emissivity_uncertainty, thresholds, has12
+    )
     atm = _atmosphere(ds, atmosphere, water_vapour)
 
     rte_ok = _finite(
@@ -238,12 +269,20 @@ def run(
         source = xr.where(use, src, source)
 
     valid = qa_ok & _finite(lst, unc, eps["lwir11"]) & (lst > 150.0) & (lst < 400.0)
+    cloud_residual, near = _screen_clouds(ds, bt11, surface, screen)
+    if near is not None:
+        unc = np.sqrt(unc**2 + near_cloud_sigma(near, screen=screen) ** 2)
     qa = (
-        (code.astype("uint8") << QA_METHOD_SHIFT)
-        | (source.fillna(0).astype("uint8") << QA_ATMOSPHERE_SHIFT)
-        | ((classes.fillna(-1) + 1).astype("uint8") << QA_CLASS_SHIFT)
+        (code.astype("uint16") << QA_METHOD_SHIFT)
+        | (source.fillna(0).astype("uint16") << QA_ATMOSPHERE_SHIFT)
+        | ((classes.fillna(-1) + 1).astype("uint16") << QA_CLASS_SHIFT)
     )
-    qa = xr.where(valid, qa, QA_MASKED).astype("uint8")
+    if near is not None:
+        qa = qa | xr.where(near < screen.near_cloud_m, QA_NEAR_CLOUD, 0).astype("uint16")
+    residual_masked = valid & cloud_residual
+    valid = valid & ~cloud_residual
+    masked_qa = xr.where(residual_masked, QA_MASKED | QA_RESIDUAL_CLOUD, QA_MASKED)
+    qa = xr.where(valid, qa, masked_qa).astype("uint16")
     out = xr.Dataset(
         {
             "lst": lst.where(valid).astype("float32"),
@@ -254,6 +293,7 @@ def run(
     )
     out = out.transpose(*bt11.dims)
     for name in out.data_vars:
+        out[name].attrs = {}  # inputs' attrs (Fmask flags, BT names) must not leak into outputs
         if "grid_mapping" in ds["lwir11"].attrs:
             out[name].attrs["grid_mapping"] = ds["lwir11"].attrs["grid_mapping"]
     params = {
@@ -265,6 +305,7 @@ def run(
         "water_vapour": water_vapour if isinstance(water_vapour, (int, float)) else None,
         "emissivity": "option" if emissivity is not None else None,
         "fmask_masked": list(fmask_masked),
+        "cloud_screen": dataclasses.asdict(screen) if screen is not None else None,
     }
     return apply_output_attrs(out, SPEC, params)
 
@@ -349,9 +390,58 @@ def _emissivities(ds, option, option_sigma, thresholds, has12):
             eps[band], sigma[band] = emis.emissivity_for_classes(
                 classes, ds["red"], ds["nir08"], band=band, thresholds=thresholds
             )
+    surface = classes
     if "lwir11" in provided:
         classes = xr.full_like(ds["lwir11"], emis.PROVIDED, dtype="float64")
-    return eps, sigma, classes
+    return eps, sigma, classes, surface
+
+
+def _cloud_screen(option) -> CloudScreen | None:
+    if option is True:
+        return CloudScreen()
+    if option is False or option is None:
+        return None
+    if isinstance(option, CloudScreen):
+        return option
+    if isinstance(option, dict):
+        fields = {f.name for f in dataclasses.fields(CloudScreen)}
+        unknown = sorted(set(option) - fields)
+        if unknown:
+            raise UsageError(
+                f"Unknown cloud_screen fields {unknown}; use {', '.join(sorted(fields))}."
+            )
+        return CloudScreen(**option)
+    raise UsageError(
+        f"cloud_screen must be True, False, a CloudScreen or a dict of its fields; got {option!r}."
+    )
+
+
+def _screen_clouds(ds: xr.Dataset, bt11: xr.DataArray, surface, screen: CloudScreen | None):
+    """(residual cloud mask, distance to Fmask cloud in m or None) for `screen`."""
+    no_cloud = xr.zeros_like(bt11, dtype=bool)
+    if screen is None:
+        return no_cloud, None
+    near = None
+    if "fmask" in ds and bt11.ndim >= 2:
+        near = cloud_distance(ds["fmask"], pixel_size_m=_pixel_size(ds, bt11))
+    if surface is None or "blue" not in ds or "red" not in ds or bt11.ndim < 2:
+        return no_cloud, near  # no land classes or no HOT: the spectral tests cannot run
+    land = surface.isin(_LAND_CLASSES)
+    optional = {k: ds[k] for k in ("green", "nir08", "swir16", "swir22") if k in ds}
+    found = residual_cloud(
+        bt11, blue=ds["blue"], red=ds["red"], land=land, screen=screen, **optional
+    )
+    return found, near
+
+
+def _pixel_size(ds: xr.Dataset, bt11: xr.DataArray) -> float:
+    """Pixel size (m) from the x coordinate spacing; 30 m (HLS) when it cannot be read."""
+    xdim = bt11.dims[-1]
+    if xdim in ds.coords and ds.sizes[xdim] > 1:
+        step = abs(float(ds[xdim].values[1] - ds[xdim].values[0]))
+        if step > 0:
+            return step
+    return 30.0
 
 
 def _provided_emissivity(value, band: str):
