@@ -164,12 +164,6 @@ def test_canopy_through_the_cli_over_its_year(tmp_path, stac_api_small):
     assert prob[prob != 255].min() >= 33 and prob[prob != 255].max() <= 100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="canopy variables carry the cube's global attributes (title, geoproc:source_items, "
-    "...): geoproc/products/canopy.py must drop input attrs before apply_output_attrs",
-)
 def test_canopy_variables_carry_only_cf_attributes(tmp_path, stac_api_small):
     raw, _ = _run(canopy, stac_api_small, tmp_path, start="2024-06-01", end="2024-06-10")
     for v in canopy.SPEC.outputs:

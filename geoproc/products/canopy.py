@@ -189,6 +189,9 @@ def run(
             ).expand_dims(year=[int(year)])
         )
     out = xr.concat(per_year, dim="year") if len(per_year) > 1 else per_year[0]
+    out.attrs = {}  # the cube's attributes (title, source items) describe the input, not this product
+    for name in out.data_vars:
+        out[name].attrs = {}
     if "spatial_ref" in dataset.coords:
         out = out.assign_coords(spatial_ref=dataset.coords["spatial_ref"])
         for name in out.data_vars:
