@@ -3,10 +3,17 @@
 Method: optical water from the five DSWE / OPERA DSWx-HLS diagnostic tests masked by
 Fmask (Jones 2019, Remote Sensing 11:374; OPERA DSWx-HLS ATBD, `flood_dswx`); SAR water
 from hierarchical split-based thresholding of gamma0 in dB with a bimodality test
-(Chini et al. 2017, IEEE TGRS 55:6975; Martinis et al. 2015, `flood_sar`); a weighted
-opinion pool where both see a pixel (`flood_fusion`); flood = water now that is not water
-in a reference (occurrence over the cube's own history after Pekel et al. 2016, or a
-layer the user gives; `flood_reference`). A small MC-dropout U-Net trained on
+(Chini et al. 2017, IEEE TGRS 55:6975; Martinis et al. 2015, `flood_sar`), with a
+per-pixel prior from the optical water history in Bayes' rule so thin rivers and known
+lakes are not lost to a scene-wide threshold (Giustarini et al. 2016, `flood_prior`);
+change detection against each pixel's own reference backscatter, the temporal median of
+the cube's Sentinel-1 dates: dark pixels that did not darken are not new water (Schlaffer
+et al. 2015, `flood_change`), and flooded forest and towns, which brighten by double
+bounce, are found where they rise and touch the same date's open flood water (Pulvirenti
+et al. 2011; Chini et al. 2019, `flood_double_bounce`); a weighted opinion pool where
+both see a pixel (`flood_fusion`); flood = water now that is not water in a reference
+(occurrence over the cube's own history after Pekel et al. 2016, or a layer the user
+gives; `flood_reference`). A small MC-dropout U-Net trained on
 Sen1Floods11-style chips (Bonafilia et al. 2020) is the learned alternative
 (`algorithm="unet"`, `flood_unet`). Masked input is no data out, never a guess.
 """
@@ -21,7 +28,15 @@ import numpy as np
 import xarray as xr
 
 from geoproc.errors import UsageError
-from geoproc.products import flood_dswx, flood_fusion, flood_reference, flood_sar
+from geoproc.products import (
+    flood_change,
+    flood_double_bounce,
+    flood_dswx,
+    flood_fusion,
+    flood_prior,
+    flood_reference,
+    flood_sar,
+)
 from geoproc.products.base import ProductSpec, VariableSpec, apply_output_attrs
 from geoproc.products.thresholds import GaussianPair, refit_to_scene
 
@@ -36,6 +51,8 @@ BIT_REFERENCE_WATER = 8
 BIT_REFERENCE_UNKNOWN = 9
 BIT_SAR_SERIES_FIT = 10
 BIT_OPTICAL_SNOW_GUARD = 11
+BIT_SAR_DOUBLE_BOUNCE = 12
+BIT_SAR_UNCHANGED_DARK = 13
 _DIAG_MEANINGS = (
     "dswx_mndwi",
     "dswx_mbsrv_gt_mbsrn",
@@ -49,15 +66,20 @@ _DIAG_MEANINGS = (
     "reference_unknown",
     "sar_fit_borrowed_from_series",
     "optical_snow_like_masked",
+    "sar_double_bounce_rise",
+    "sar_dark_but_not_darker_than_reference",
 )
 
 SPEC = ProductSpec(
     name="flood",
-    version="1.0.0",
+    version="1.1.0",
     method=(
         "DSWx-HLS diagnostic tests (Jones 2019; OPERA DSWx-HLS ATBD) + Sentinel-1 hierarchical "
-        "split-based thresholding with bimodality test (Chini et al. 2017; Martinis et al. 2015), "
-        "opinion-pool fusion, flood = water not in the occurrence reference (Pekel et al. 2016)"
+        "split-based thresholding with bimodality test (Chini et al. 2017; Martinis et al. 2015) "
+        "and a per-pixel occurrence prior (Giustarini et al. 2016), change detection against the "
+        "per-pixel reference backscatter (Schlaffer et al. 2015) incl. double bounce in flooded "
+        "forest and towns (Pulvirenti et al. 2011; Chini et al. 2019), opinion-pool fusion, "
+        "flood = water not in the occurrence reference (Pekel et al. 2016)"
     ),
     required_inputs=(),
     optional_inputs=(*flood_dswx.OPTICAL_BANDS, "fmask", "vv", "vh"),
@@ -122,7 +144,7 @@ def run(
     algorithm: str = "threshold",
     reference: xr.DataArray | np.ndarray | None = None,
     reference_time: tuple[Any, Any] | None = None,
-    reference_min_frequency: float = 0.75,
+    reference_min_frequency: float = 0.5,
     reference_min_observations: int = 2,
     optical_weight: float = 0.6,
     fmask_masked_bits: tuple[str, ...] = flood_dswx.DEFAULT_FMASK_MASKED_BITS,
@@ -131,6 +153,9 @@ def run(
     split_options: flood_sar.SplitOptions | None = None,
     sar_share_fit: bool = True,
     sar_max_shift_db: float = 2.0,
+    sar_history_prior: bool = True,
+    double_bounce: flood_double_bounce.DoubleBounceOptions | dict | bool = True,
+    sar_min_drop_db: float | None = 3.0,
     model: str | None = None,
     mc_samples: int = 8,
     device: str | None = None,
@@ -141,7 +166,11 @@ def run(
     NaN unknown); without it the reference is the water occurrence over the cube's own
     time steps (or over ``reference_time = (start, end)``, e.g. the dry season).
     ``algorithm="unet"`` needs ``model``, the path of a card written by
-    `flood_train.train`.
+    `flood_train.train`. ``sar_history_prior``: weigh SAR evidence with each pixel's water
+    occurrence in the optical history (and the user's reference layer). ``double_bounce``:
+    `DoubleBounceOptions`, or False to skip the flooded forest / built-up test.
+    ``sar_min_drop_db``: new SAR water over land must be this much darker than the pixel's
+    reference backscatter (None skips the change test).
     """
     if not isinstance(dataset, xr.Dataset):
         raise UsageError(f"flood.run needs an xarray.Dataset, got {type(dataset).__name__}")
@@ -164,6 +193,7 @@ def run(
     nt, ny, nx = ds.sizes["time"], ds.sizes["y"], ds.sizes["x"]
     refl_scale = _reflectance_scale(ds) if has_optical else 1.0
     opts = split_options or flood_sar.SplitOptions()
+    bounce_options = _bounce_options(double_bounce)
 
     prob = np.full((nt, ny, nx), np.nan, np.float32)
     unc = np.full((nt, ny, nx), np.nan, np.float32)
@@ -192,14 +222,40 @@ def run(
         if has_sar and unet is None
         else None
     )
+    optical: list[np.ndarray | None] = [None] * nt
+    if has_optical:
+        for t in range(nt):
+            optical[t], d_opt = _optical(
+                ds.isel(time=t), scale=refl_scale, masked_bits=fmask_masked_bits
+            )
+            diag[t] |= d_opt
+    if plan is not None and "vv" in plan.db:
+        plan.reference_db = flood_change.reference_backscatter(
+            plan.db["vv"][_time_selection(ds, reference_time)],
+            min_dates=bounce_options.min_reference_dates,
+        )
+        if not np.isfinite(plan.reference_db).any():
+            plan.reference_db = None
+    prior = (
+        _history_prior(
+            optical, reference, shape=(ny, nx), min_observations=reference_min_observations
+        )
+        if sar_history_prior and plan is not None
+        else None
+    )
     for t in range(nt):
         step = ds.isel(time=t)
-        p_opt = p_sar = None
-        if has_optical:
-            p_opt, d_opt = _optical(step, scale=refl_scale, masked_bits=fmask_masked_bits)
-            diag[t] |= d_opt
+        p_opt, p_sar = optical[t], None
         if plan is not None:
-            p_sar, d_sar, thr, split = _sar(step, t, plan, units=sar_units, window=speckle_window)
+            p_sar, d_sar, thr, split = _sar(
+                step, t, plan, units=sar_units, window=speckle_window, prior=prior
+            )
+            if p_sar is not None and plan.reference_db is not None and sar_min_drop_db is not None:
+                p_sar, unchanged = _change_check(p_sar, plan, t, prior, min_drop_db=sar_min_drop_db)
+                diag[t] |= (unchanged * (1 << BIT_SAR_UNCHANGED_DARK)).astype(np.uint16)
+            if p_sar is not None and plan.reference_db is not None and double_bounce is not False:
+                p_sar, bounce = _double_bounce(p_sar, plan, t, options=bounce_options)
+                diag[t] |= (bounce * (1 << BIT_SAR_DOUBLE_BOUNCE)).astype(np.uint16)
             diag[t] |= d_sar
             for pol, v in thr.items():
                 thresholds[pol][t] = v
@@ -272,6 +328,9 @@ def run(
         "split_options": asdict(opts),
         "sar_share_fit": sar_share_fit,
         "sar_max_shift_db": sar_max_shift_db,
+        "sar_history_prior": sar_history_prior,
+        "sar_min_drop_db": sar_min_drop_db,
+        "double_bounce": asdict(bounce_options) if double_bounce is not False else False,
         "reflectance_scale": refl_scale,
         "model": model,
         "mc_samples": mc_samples if algorithm == "unet" else None,
@@ -305,6 +364,10 @@ class _SarPlan:
     """Per-date water/land fits per polarisation, decided before any pixel is classified."""
 
     fits: dict[str, list[GaussianPair | None]] = field(default_factory=dict)
+    db: dict[str, np.ndarray] = field(default_factory=dict)
+    """Speckle-filtered backscatter (dB) per polarisation, (time, y, x)."""
+    reference_db: np.ndarray | None = None
+    """Per-pixel reference VV backscatter (temporal median), None without enough dates."""
     borrowed: dict[str, list[bool]] = field(default_factory=dict)
 
 
@@ -321,9 +384,11 @@ def _plan_sar(
 
     Borrowing follows the idea that one relative orbit sees water and land alike from date to
     date (Martinis et al. 2015 reuse thresholds over time series): a date whose own split
-    fails (little water in view) uses the median fit of the dates that had one, but only
-    when its scene median is within ``max_shift_db`` of the series' median, so dates whose
-    whole landscape darkened (wet snow, frozen or flooded-everywhere scenes) never borrow.
+    fails (little water in view) uses the median fit of the dates that had one, but not
+    when its scene median is more than ``max_shift_db`` *darker* than the series' median, so
+    dates whose whole landscape darkened (wet snow, frozen or flooded-everywhere scenes)
+    never borrow. A brighter scene (wet soil, biomass) only widens the water/land gap and
+    borrows: the fit's land class is re-estimated on the scene (`refit_to_scene`).
     """
     plan = _SarPlan()
     nt = ds.sizes["time"]
@@ -333,8 +398,12 @@ def _plan_sar(
         opt = replace(options, water_max_db=min(options.water_max_db, flood_sar.WATER_MAX_DB[pol]))
         fits: list[GaussianPair | None] = []
         medians = np.full(nt, np.nan)
+        stack = np.stack(
+            [_db(ds[pol].isel(time=t).values, units=units, window=window) for t in range(nt)]
+        )
+        plan.db[pol] = stack
         for t in range(nt):
-            db = _db(ds[pol].isel(time=t).values, units=units, window=window)
+            db = stack[t]
             if np.isfinite(db).any():
                 medians[t] = float(np.nanmedian(db))
                 fits.append(flood_sar.split_based_fit(db, options=opt).fit)
@@ -353,15 +422,46 @@ def _plan_sar(
                 if (
                     fits[t] is None
                     and np.isfinite(medians[t])
-                    and abs(medians[t] - centre) <= max_shift_db
+                    and medians[t] - centre >= -max_shift_db
                 ):
                     fits[t], borrowed[t] = series, True
         plan.fits[pol], plan.borrowed[pol] = fits, borrowed
     return plan
 
 
+def _history_prior(
+    optical: list[np.ndarray | None],
+    reference: xr.DataArray | np.ndarray | None,
+    *,
+    shape: tuple[int, int],
+    min_observations: int,
+) -> np.ndarray | None:
+    """Per-pixel water prior from the optical decisions of every date and the user's
+    reference layer (its water at `flood_prior.MAX_PRIOR`), NaN where neither knows."""
+    stack = [
+        np.where(np.isfinite(p), (p >= 0.5).astype(np.float32), np.nan)
+        for p in optical
+        if p is not None
+    ]
+    prior = (
+        flood_prior.occurrence_prior(np.stack(stack), min_observations=min_observations)
+        if stack
+        else np.full(shape, np.nan, np.float32)
+    )
+    if reference is not None:
+        layer = flood_reference.reference_from_layer(reference, shape=shape)
+        prior = np.fmax(prior, np.where(layer == 1, flood_prior.MAX_PRIOR, np.nan))
+    return prior.astype(np.float32) if np.isfinite(prior).any() else None
+
+
 def _sar(
-    step: xr.Dataset, t: int, plan: _SarPlan, *, units: str, window: int
+    step: xr.Dataset,
+    t: int,
+    plan: _SarPlan,
+    *,
+    units: str,
+    window: int,
+    prior: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, dict[str, float], bool]:
     """SAR water probability of one date, its diagnostic bits, thresholds, and whether it split."""
     probs, thresholds = [], {}
@@ -374,7 +474,7 @@ def _sar(
     for pol, bit in (("vv", BIT_VV_DARK), ("vh", BIT_VH_DARK)):
         if pol not in plan.fits:
             continue
-        db = _db(step[pol].values, units=units, window=window)
+        db = plan.db[pol][t]
         ok = np.isfinite(db)
         any_valid |= ok
         fit = plan.fits[pol][t]
@@ -387,7 +487,7 @@ def _sar(
         diag |= ((ok & (db < split.threshold_db)) * (1 << bit)).astype(np.uint16)
         if pol != voting:
             continue
-        probs.append(flood_sar.water_probability(db, split))
+        probs.append(flood_prior.posterior_with_prior(db, split.fit, prior))
         if plan.borrowed[pol][t]:
             diag |= (ok * (1 << BIT_SAR_SERIES_FIT)).astype(np.uint16)
     if not any_valid.any():
@@ -399,9 +499,92 @@ def _sar(
         # A pixel seen only by a polarisation without a fit still has SAR evidence: no water.
         p = np.where(np.isfinite(p), p, np.where(any_valid, flood_sar.NO_SPLIT_PROBABILITY, np.nan))
         return p.astype(np.float32), diag, thresholds, True
-    p = np.where(any_valid, flood_sar.NO_SPLIT_PROBABILITY, np.nan).astype(np.float32)
+    # No water class in this scene's backscatter (water-free, or the whole scene darkened by
+    # wet snow): SAR gives no likelihood, so each pixel keeps its history prior (Bayes with a
+    # flat likelihood); without a history, the split's "no water" stands.
+    p = np.full(shape, flood_sar.NO_SPLIT_PROBABILITY, np.float32)
+    if prior is not None:
+        p = np.where(np.isfinite(prior), np.maximum(p, prior), p)
+    p = np.where(any_valid, p, np.nan).astype(np.float32)
     diag |= (any_valid * (1 << BIT_SAR_NO_SPLIT)).astype(np.uint16)
     return p, diag, thresholds, False
+
+
+def _change_check(
+    p_sar: np.ndarray,
+    plan: _SarPlan,
+    t: int,
+    prior: np.ndarray | None,
+    *,
+    min_drop_db: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lower SAR water that is dark but not darker than its land reference (`flood_change`)."""
+    water = p_sar >= 0.5
+    if prior is not None:
+        water &= ~(np.isfinite(prior) & (prior >= 0.5))
+    hits = flood_change.unchanged_dark(
+        water,
+        plan.db["vv"][t],
+        plan.reference_db,
+        water_max_db=flood_sar.WATER_MAX_DB["vv"],
+        min_drop_db=min_drop_db,
+    )
+    p = np.where(hits, np.minimum(p_sar, flood_change.UNCHANGED_DARK_PROBABILITY), p_sar)
+    return p.astype(np.float32), hits
+
+
+def _bounce_options(
+    value: flood_double_bounce.DoubleBounceOptions | dict | bool,
+) -> flood_double_bounce.DoubleBounceOptions:
+    """The double-bounce rules from the option (a dict when it comes from a JSON request)."""
+    if isinstance(value, flood_double_bounce.DoubleBounceOptions):
+        return value
+    if isinstance(value, dict):
+        try:
+            return flood_double_bounce.DoubleBounceOptions(**value)
+        except TypeError as exc:
+            known = ", ".join(flood_double_bounce.DoubleBounceOptions.__dataclass_fields__)
+            raise UsageError(
+                f"double_bounce options {sorted(value)} are not all known; use keys from: {known}"
+            ) from exc
+    if isinstance(value, bool):
+        return flood_double_bounce.DoubleBounceOptions()
+    raise UsageError(
+        f"double_bounce must be true, false or a dict of options, got {type(value).__name__}"
+    )
+
+
+def _double_bounce(
+    p_sar: np.ndarray,
+    plan: _SarPlan,
+    t: int,
+    *,
+    options: flood_double_bounce.DoubleBounceOptions,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Raise the SAR water probability of flooded forest / built-up pixels (`flood_double_bounce`)."""
+    db = plan.db["vv"][t]
+    hits = flood_double_bounce.flooded_bright_scatterers(
+        db, plan.reference_db, p_sar >= 0.5, options=options
+    )
+    p = np.where(hits, np.maximum(p_sar, flood_double_bounce.DOUBLE_BOUNCE_PROBABILITY), p_sar)
+    return p.astype(np.float32), hits
+
+
+def _time_selection(ds: xr.Dataset, reference_time: tuple[Any, Any] | None) -> slice:
+    """The time steps of the reference period (all of them without ``reference_time``)."""
+    if reference_time is None:
+        return slice(None)
+    if "time" not in ds.coords:
+        raise UsageError(
+            "reference_time needs a dataset with a time coordinate; pass reference= instead"
+        )
+    start, end = reference_time
+    sel = ds.indexes["time"].slice_indexer(start, end)
+    if len(range(*sel.indices(ds.sizes["time"]))) == 0:
+        raise UsageError(
+            f"reference_time {reference_time} selects no time step of the cube; widen it or pass reference="
+        )
+    return sel
 
 
 def _db(values: np.ndarray, *, units: str, window: int) -> np.ndarray:
@@ -421,19 +604,12 @@ def _reference(
     shape = water_now.shape[1:]
     if reference is not None:
         return flood_reference.reference_from_layer(reference, shape=shape)
-    history, history_source = water_now, source
-    if reference_time is not None:
-        if "time" not in ds.coords:
-            raise UsageError(
-                "reference_time needs a dataset with a time coordinate; pass reference= instead"
-            )
-        start, end = reference_time
-        sel = ds.indexes["time"].slice_indexer(start, end)
-        history, history_source = water_now[sel], source[sel]
-        if history.shape[0] == 0:
-            raise UsageError(
-                f"reference_time {reference_time} selects no time step of the cube; widen it or pass reference="
-            )
+    sel = _time_selection(ds, reference_time)
+    history, history_source = water_now[sel], source[sel]
+    if history.shape[0] == 0:
+        raise UsageError(
+            f"reference_time {reference_time} selects no time step of the cube; widen it or pass reference="
+        )
     return flood_reference.reference_from_sources(
         history, history_source, min_frequency=min_frequency, min_observations=min_observations
     )

@@ -3,9 +3,11 @@
 Method: a water-occurrence reference from the cube's own history, in the spirit of the
 JRC Global Surface Water occurrence layer (Pekel et al. 2016, Nature 540:418) and of the
 reference-water masks used by operational SAR flood services (Martinis et al. 2015;
-GFM, Salamon et al. 2021): a pixel is reference water when it is water in at least
-``min_frequency`` of its valid observations (default 0.75: floods are episodes, permanent
-water is there nearly every time, and one missed detection is tolerated). Users may
+GFM, Salamon et al. 2021, whose reference water holds permanent *and* seasonal water): a
+pixel is reference water when it is water in at least ``min_frequency`` of its valid
+observations (default 0.5: water is the pixel's normal state. Floods are episodes that
+cover a small share of a long history; shore and bank pixels that are water in half of
+the looks are the water body's normal edge, not a flood on every date they show water). Users may
 restrict the history to a dry-season window or give their own reference layer instead.
 Pixels with fewer than ``min_observations`` valid looks have an unknown reference (NaN).
 """
@@ -21,7 +23,7 @@ from geoproc.errors import UsageError
 def reference_from_history(
     water: np.ndarray,
     *,
-    min_frequency: float = 0.75,
+    min_frequency: float = 0.5,
     min_observations: int = 2,
 ) -> np.ndarray:
     """Reference water (1.0), dry (0.0) or unknown (NaN) from a (time, y, x) 0/1/NaN stack."""
@@ -40,7 +42,7 @@ def reference_from_sources(
     water: np.ndarray,
     source: np.ndarray,
     *,
-    min_frequency: float = 0.75,
+    min_frequency: float = 0.5,
     min_observations: int = 2,
 ) -> np.ndarray:
     """Occurrence reference computed per kind of evidence, water where any kind says so.
