@@ -25,6 +25,8 @@ from rasterio.warp import Resampling, reproject
 from geoproc import storage
 from geoproc.errors import NoDataError, UsageError
 from geoproc.products import canopy_score, flood_score, lst_score
+from geoproc.sample.clouds import CLEAR as CLOUD_TRUTH_CLEAR
+from geoproc.sample.clouds import TRUTH_NODATA as CLOUD_TRUTH_NODATA
 
 _NODATA_U8 = 255
 
@@ -119,34 +121,51 @@ def evaluate_flood(out: storage.Location, truth: Path) -> dict:
 
 
 def evaluate_lst(out: storage.Location, truth: Path) -> dict:
+    """RMSE/bias over every pixel the product gave a value, plus coverage of the truly clear.
+
+    Coverage (pixels clear in the cloud truth that got an LST, over all such pixels) keeps
+    a cloud screen honest: dropping pixels lowers RMSE only if it does not cost coverage.
+    """
     sq, err, n = 0.0, 0.0, 0
+    clear_sq, clear_n, clear_total = 0.0, 0, 0
     per_date = {}
     for _tile, ds in _stores(out, "lst"):
         sources = ds.attrs.get("geoproc:source_items", [])
         for i, t in enumerate(ds["time"].values):
             ids = sources[i] if i < len(sources) else []
-            paths = [
-                truth / "lst" / f"{item}.tif"
-                for item in ids
-                if (truth / "lst" / f"{item}.tif").exists()
-            ]
-            layer = _mosaic(paths, ds, dtype="float32", nodata=np.nan)
+            layer = _mosaic(_truth_paths(truth, "lst", ids), ds, dtype="float32", nodata=np.nan)
             if layer is None:
                 continue
-            s = lst_score.score(ds["lst"].isel(time=i).values, layer)
+            pred = ds["lst"].isel(time=i).values
+            s = lst_score.score(pred, layer)
             if s["n"]:
                 sq += s["rmse"] ** 2 * s["n"]
                 err += s["bias"] * s["n"]
                 n += s["n"]
                 per_date[_day(t)] = s
+            clouds = _mosaic(
+                _truth_paths(truth, "clouds", ids), ds, dtype="uint8", nodata=CLOUD_TRUTH_NODATA
+            )
+            if clouds is not None:
+                truly_clear = (clouds == CLOUD_TRUTH_CLEAR) & np.isfinite(layer)
+                got = truly_clear & np.isfinite(pred)
+                clear_total += int(truly_clear.sum())
+                clear_n += int(got.sum())
+                clear_sq += float(np.sum((pred[got] - layer[got]) ** 2))
     if not n:
         raise NoDataError(
             f"No LST product overlaps the truth in {truth}: run the lst product first."
         )
-    return {
-        "overall": {"rmse": float(np.sqrt(sq / n)), "bias": float(err / n), "n": n},
-        "per_date": per_date,
-    }
+    overall = {"rmse": float(np.sqrt(sq / n)), "bias": float(err / n), "n": n}
+    if clear_total:
+        overall["truly_clear_coverage"] = clear_n / clear_total
+        overall["truly_clear_rmse"] = float(np.sqrt(clear_sq / clear_n)) if clear_n else None
+    return {"overall": overall, "per_date": per_date}
+
+
+def _truth_paths(truth: Path, layer: str, item_ids: list[str]) -> list[Path]:
+    paths = (truth / layer / f"{item}.tif" for item in item_ids)
+    return [p for p in paths if p.exists()]
 
 
 def evaluate_canopy(
@@ -250,6 +269,13 @@ def format_scoreboard(board: dict) -> str:
         lines.append(
             f"lst      RMSE / bias (K)              {o['rmse']:.3f} / {o['bias']:+.3f}  (n={o['n']})"
         )
+        if o.get("truly_clear_coverage") is not None:
+            rmse = o.get("truly_clear_rmse")
+            lines.append(
+                f"lst      truly clear: coverage {o['truly_clear_coverage']:.4f}, RMSE {rmse:.3f} K"
+                if rmse is not None
+                else "lst      truly clear: no value"
+            )
     if "canopy" in board:
         for group, s in board["canopy"].items():
             f1 = " / ".join(f"{s['per_class'][c]['f1']:.3f}" for c in canopy_score.CLASS_NAMES)
