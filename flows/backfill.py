@@ -10,6 +10,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
+from flows.concurrency import apply_tag_limits, requested_limits
 from flows.regional import is_transient
 from geoproc.backfill import run_backfill, summary
 from geoproc.request import RunRequest
@@ -42,8 +43,14 @@ def backfill(
     workers: int = 2,
     dask_address: str | None = None,
     publish_outputs: bool = False,
+    catalog_concurrency: int | None = None,
+    object_store_concurrency: int | None = None,
 ):
     """Run every unit; the final state is named `Partial` when some units failed."""
+    limits, explicit = requested_limits(
+        catalog=catalog_concurrency, object_store=object_store_concurrency
+    )
+    apply_tag_limits(limits, explicit=explicit)
     report = backfill_units(request, period_months, workers, dask_address, publish_outputs)
     if report["status"] == "partial":
         return Completed(name="Partial", message=summary(report), data=report)

@@ -12,16 +12,16 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from geoproc import __version__, storage
+from geoproc import __version__, dask_exec, run_report, storage
 from geoproc.catalog import SearchResult, TimeStep, search_tiles
 from geoproc.cube import CubeOptions
 from geoproc.errors import NoDataError
 from geoproc.grid import Tile, tiles_for_aoi
 from geoproc.product_runner import run_product_on_cube
+from geoproc.progress import NoProgress, Progress
 from geoproc.request import RunRequest, check_catalog
 from geoproc.store import build_parameters, build_tile_store, cube_location
 
@@ -108,6 +108,33 @@ def run_product(request: RunRequest, product: str, tile_id: str) -> dict:
     return asdict(result)
 
 
+def dispatch_build_cube(
+    request: RunRequest, tile: Tile, steps: list[TimeStep], *, dask_address: str | None = None
+) -> dict:
+    """`build_cube` in this process, or as one task on the Dask scheduler at `dask_address`.
+
+    The record gains `seconds` (wall time of the call, for the run report).
+    """
+    t0 = time.perf_counter()
+    if dask_address:
+        record = dask_exec.build_cube_on(dask_address, request, tile, steps)
+    else:
+        record = build_cube(request, tile, steps)
+    return {**record, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def dispatch_run_product(
+    request: RunRequest, product: str, tile_id: str, *, dask_address: str | None = None
+) -> dict:
+    """`run_product` in this process, or as one task on the Dask scheduler at `dask_address`."""
+    t0 = time.perf_counter()
+    if dask_address:
+        record = dask_exec.run_product_on(dask_address, request, product, tile_id)
+    else:
+        record = run_product(request, product, tile_id)
+    return {**record, "seconds": round(time.perf_counter() - t0, 2)}
+
+
 def publish(request: RunRequest, run_id: str) -> dict:
     """COGs, web tiles, viewer and STAC catalog for every product store of the output."""
     from geoproc.publish import publish_run
@@ -132,13 +159,66 @@ def _is_loopback(url: str) -> bool:
     return (urlparse(url).hostname or "") in ("127.0.0.1", "localhost", "::1")
 
 
+def request_record(request: RunRequest) -> dict:
+    """The request as plain JSON for the run report."""
+    return {
+        "products": list(request.products),
+        "aoi": str(request.aoi),
+        "start": str(request.start),
+        "end": str(request.end),
+        "catalog": request.catalog,
+        "out": request.out.url,
+        "collections": list(request.collections),
+    }
+
+
+def summarise_run(
+    request: RunRequest,
+    run_id: str,
+    *,
+    found: SearchResult,
+    cubes: dict[str, dict],
+    products: dict[str, dict],
+    timings: dict[str, float],
+    published: dict | None = None,
+) -> dict:
+    """The regional run's report: inputs, masked fraction of the new dates, records, timings, links."""
+    failed = [k for k, v in {**cubes, **products}.items() if v.get("status") == "failed"]
+    report: dict[str, Any] = {
+        "run_id": run_id,
+        "kind": "regional",
+        "status": "partial" if failed else "complete",
+        "software_version": __version__,
+        "request": request_record(request),
+        "search": {
+            "found": found.found,
+            "dropped": len(found.dropped) + sum(len(ts.dropped) for ts in found.tiles.values()),
+            "steps_per_tile": {tid: len(ts.steps) for tid, ts in found.tiles.items()},
+        },
+        "inputs": run_report.inputs_summary(found),
+        "cubes": cubes,
+        "masked_fraction": {
+            tid: run_report.masked_fractions(
+                request.out.url, tid, steps=list(rec.get("steps_written", []))
+            )
+            for tid, rec in cubes.items()
+            if rec.get("steps_written")
+        },
+        "products": products,
+        "product_steps_computed": {
+            k: v.get("steps", 0) for k, v in products.items() if v.get("status") == "written"
+        },
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "links": run_report.links(published=published is not None),
+    }
+    if published is not None:
+        report["publish"] = published
+    return report
+
+
 def write_report(request: RunRequest, run_id: str, report: dict) -> str:
-    """JSON run report at `{out}/runs/{run_id}/report.json`; returns its URL."""
-    location = request.out.join("runs", run_id, "report.json")
-    storage.write_bytes_atomic(
-        location, json.dumps(report, indent=2, sort_keys=True, default=str).encode()
-    )
-    return location.url
+    """Run report at `{out}/runs/{run_id}/report.json` and `report.html`; returns the JSON URL."""
+    return run_report.write_run_report(request.out, run_id, report)["json"]
 
 
 def run_pipeline(
@@ -146,53 +226,42 @@ def run_pipeline(
     *,
     run_id: str | None = None,
     publish_outputs: bool = True,
-    progress: Callable[[str], None] = lambda message: None,
+    dask_address: str | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """Every stage in order for every tile; returns the run report (also written to the store)."""
+    progress = progress or NoProgress()
     run_id = run_id or run_id_for(request)
     timings: dict[str, float] = {}
-    report: dict[str, Any] = {
-        "run_id": run_id,
-        "software_version": __version__,
-        "request": {
-            "products": list(request.products),
-            "aoi": str(request.aoi),
-            "start": str(request.start),
-            "end": str(request.end),
-            "catalog": request.catalog,
-            "out": request.out.url,
-            "collections": list(request.collections),
-        },
-    }
+    if dask_address:
+        progress.message(f"Dask dashboard: {dask_exec.dashboard_link(dask_address) or 'none'}")
     t0 = time.perf_counter()
     tiles = plan(request)
-    progress(f"plan: {len(tiles)} tile(s): {', '.join(t.id for t in tiles)}")
+    progress.message(f"plan: {len(tiles)} tile(s): {', '.join(t.id for t in tiles)}")
     found = search(request, tiles)
     timings["search"] = time.perf_counter() - t0
-    report["search"] = {
-        "found": found.found,
-        "dropped": len(found.dropped) + sum(len(ts.dropped) for ts in found.tiles.values()),
-        "steps_per_tile": {tid: len(ts.steps) for tid, ts in found.tiles.items()},
-    }
-    progress(
+    progress.message(
         f"search: {found.found} items, "
-        + ", ".join(f"{k}: {v} steps" for k, v in report["search"]["steps_per_tile"].items())
+        + ", ".join(f"{tid}: {len(ts.steps)} steps" for tid, ts in found.tiles.items())
     )
 
     t0 = time.perf_counter()
-    report["cubes"] = {}
+    cubes: dict[str, dict] = {}
     built: list[str] = []
+    progress.stage("cubes (time steps)", sum(len(found.tiles[t.id].steps) for t in tiles))
     for tile in tiles:
         steps = found.tiles[tile.id].steps
         if not steps and not storage.exists(cube_location(request.out.url, tile.id)):
-            report["cubes"][tile.id] = {"status": "no data"}
+            cubes[tile.id] = {"status": "no data"}
             continue
-        record = build_cube(request, tile, steps)
-        report["cubes"][tile.id] = record
+        record = dispatch_build_cube(request, tile, steps, dask_address=dask_address)
+        cubes[tile.id] = record
         built.append(tile.id)
-        progress(
-            f"cube {tile.id}: {len(record['steps_written'])} step(s) written, {record['steps_skipped']} already complete"
+        progress.advance(
+            f"{tile.id}: {len(record['steps_written'])} written, {record['steps_skipped']} already complete",
+            n=len(steps),
         )
+    progress.close()
     timings["cube"] = time.perf_counter() - t0
     if not built:
         raise NoDataError(
@@ -200,20 +269,31 @@ def run_pipeline(
             f"{len(tiles)} tile(s): widen --start/--end or --aoi, or check --collections."
         )
 
-    t0 = time.perf_counter()
-    report["products"] = {}
+    products: dict[str, dict] = {}
+    progress.stage("products (product x tile)", len(request.products) * len(built))
     for product in request.products:
+        t0 = time.perf_counter()
         for tile_id in built:
-            record = run_product(request, product, tile_id)
-            report["products"][f"{product}/{tile_id}"] = record
-            progress(f"{product} {tile_id}: {record['status']} ({record['steps']} step(s))")
-    timings["products"] = time.perf_counter() - t0
+            record = dispatch_run_product(request, product, tile_id, dask_address=dask_address)
+            products[f"{product}/{tile_id}"] = record
+            progress.advance(f"{product} {tile_id}: {record['status']} ({record['steps']} step(s))")
+        timings[f"product:{product}"] = time.perf_counter() - t0
+    progress.close()
 
+    published = None
     if publish_outputs:
         t0 = time.perf_counter()
-        report["publish"] = publish(request, run_id)
+        published = publish(request, run_id)
         timings["publish"] = time.perf_counter() - t0
-        progress("publish: done")
-    report["timings_s"] = {k: round(v, 2) for k, v in timings.items()}
+        progress.message("publish: done")
+    report = summarise_run(
+        request,
+        run_id,
+        found=found,
+        cubes=cubes,
+        products=products,
+        timings=timings,
+        published=published,
+    )
     report["report_url"] = write_report(request, run_id, report)
     return report

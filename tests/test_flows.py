@@ -123,3 +123,121 @@ def test_deploy_rejects_a_bad_cron(capsys):
     rc = main(["deploy", "regional", "--cron", "every monday", "--catalog", "http://x", "--aoi", "1,1,2,2",
                "--start", "2024-01-01", "--end", "2024-01-02", "--out", "/tmp/x"])  # fmt: skip
     assert rc == 2 and "--cron" in capsys.readouterr().err
+
+
+def _where_am_i(x: int) -> tuple[int, str]:
+    from distributed import get_worker
+
+    return 2 * x, get_worker().address
+
+
+def _fails() -> None:
+    from geoproc.errors import StoreError
+
+    raise StoreError("cube store is corrupt: delete it and rerun")
+
+
+def test_stages_run_on_the_dask_scheduler_under_recognisable_keys():
+    from distributed import LocalCluster
+
+    from geoproc import dask_exec
+    from geoproc.errors import StoreError
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        worker = next(iter(cluster.scheduler.workers))
+        key = dask_exec.task_key(dask_exec.BUILD_CUBE_PREFIX, "32N_0188_1371")
+        assert dask_exec.run_on_scheduler(address, _where_am_i, 21, key=key) == (42, worker)
+        key = dask_exec.task_key(dask_exec.RUN_PRODUCT_PREFIX, "flood", "32N_0188_1371")
+        with pytest.raises(
+            StoreError, match="delete it and rerun"
+        ):  # remote errors keep their type
+            dask_exec.run_on_scheduler(address, _fails, key=key)
+        assert dask_exec.executed_task_counts(address) == {
+            "geoproc-build-cube": 1,
+            "geoproc-run-product-flood": 0,  # submitted, but it failed
+        }
+
+
+def test_an_unreachable_dask_address_names_the_option():
+    from geoproc import dask_exec
+    from geoproc.errors import UsageError
+
+    with pytest.raises(UsageError, match="--dask-address tcp://127.0.0.1:9"):
+        with dask_exec.scheduler_client("tcp://127.0.0.1:9", timeout_s=1):
+            pass
+
+
+def test_flows_accept_a_dask_address():
+    import inspect
+
+    from flows.regional import regional_mapping
+
+    parameter = inspect.signature(regional_mapping.fn).parameters["dask_address"]
+    assert parameter.default is None
+
+
+def test_concurrency_limits_come_from_options_then_environment(monkeypatch):
+    from flows.concurrency import requested_limits
+    from geoproc.errors import UsageError
+
+    monkeypatch.delenv("GEOPROC_CATALOG_CONCURRENCY", raising=False)
+    monkeypatch.setenv("GEOPROC_OBJECT_STORE_CONCURRENCY", "8")
+    assert requested_limits() == ({"catalog": 4, "object-store": 8}, {"object-store"})
+    assert requested_limits(catalog=2, object_store=3) == (
+        {"catalog": 2, "object-store": 3},
+        {"catalog", "object-store"},
+    )
+    monkeypatch.setenv("GEOPROC_CATALOG_CONCURRENCY", "zero")
+    with pytest.raises(UsageError, match="GEOPROC_CATALOG_CONCURRENCY 'zero'"):
+        requested_limits()
+    with pytest.raises(UsageError, match="--object-store-concurrency 0"):
+        requested_limits(catalog=1, object_store=0)
+
+
+def test_an_unreachable_prefect_api_leaves_the_run_without_limits():
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from flows.concurrency import apply_tag_limits
+
+    with temporary_settings(
+        {PREFECT_API_URL: "http://127.0.0.1:9/api", PREFECT_CLIENT_MAX_RETRIES: 0}
+    ):
+        assert apply_tag_limits({"catalog": 1}) == {}
+
+
+@pytest.mark.slow  # ~35 s: a temporary Prefect server plus slot waits
+def test_tag_concurrency_limits_hold_and_a_missing_limit_never_blocks():
+    import time
+
+    from prefect import flow, task
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.concurrency import apply_tag_limits, requested_limits
+
+    @task
+    def hold(seconds: float) -> tuple[float, float]:
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        return t0, time.monotonic()
+
+    @flow
+    def three(tag: str) -> list[tuple[float, float]]:
+        futures = [hold.with_options(tags=[tag]).submit(0.6) for _ in range(3)]
+        return sorted(f.result() for f in futures)
+
+    def overlaps(windows) -> bool:
+        return any(b[0] < a[1] for a, b in zip(windows, windows[1:], strict=False))
+
+    with prefect_test_harness(server_startup_timeout=120):
+        limits, explicit = requested_limits(catalog=1)
+        assert apply_tag_limits(limits, explicit=explicit) == {"catalog": 1, "object-store": 16}
+        # an operator's value on the server stands unless one is given explicitly
+        assert apply_tag_limits({"catalog": 4, "object-store": 2}) == {
+            "catalog": 1,
+            "object-store": 16,
+        }
+        assert not overlaps(three("catalog"))  # limit 1: one at a time
+        assert overlaps(three("no-limit-for-this-tag"))  # no limit: runs at once, no block

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 
 from geoproc.commands.run import add_request_arguments, request_from_args
 from geoproc.request import PRODUCTS
@@ -31,18 +32,32 @@ def _backfill(args: argparse.Namespace) -> int:
 
     request = request_from_args(args, args.products)
     parse_aoi(request.aoi)
+    if not getattr(args, "verbose", False):  # the cluster's own INFO lines drown the progress
+        import distributed  # noqa: F401 - importing it sets its loggers' levels: override after
+
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     if args.flow:
         from flows.backfill import backfill
 
-        report = backfill(
+        state = backfill(
             request=request, period_months=args.period_months, workers=args.workers,
             dask_address=args.dask_address, publish_outputs=not args.no_publish,
+            catalog_concurrency=args.catalog_concurrency,
+            object_store_concurrency=args.object_store_concurrency, return_state=True,
         )  # fmt: skip
+        report = state.result()
     else:
-        report = run_backfill(
-            request, period_months=args.period_months, workers=args.workers,
-            dask_address=args.dask_address, publish_outputs=not args.no_publish,
-        )  # fmt: skip
+        from geoproc.progress import Progress
+
+        progress = Progress(quiet=args.quiet)
+        try:
+            report = run_backfill(
+                request, period_months=args.period_months, workers=args.workers,
+                dask_address=args.dask_address, publish_outputs=not args.no_publish,
+                progress=progress,
+            )  # fmt: skip
+        finally:
+            progress.close()
     print(summary(report))
     if report["failed"]:
         print(json.dumps(report["failed"], indent=2))

@@ -84,7 +84,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(format_scoreboard(board))
     print()
     print(
-        f"outputs under {out.url}: cubes/, products/, cog/, tiles/, stac/catalog.json, viewer/index.html, runs/{report['run_id']}/report.json, scoreboard.json"
+        f"outputs under {out.url}: cubes/, products/, cog/, tiles/, stac/catalog.json, viewer/index.html, runs/{report['run_id']}/report.json + report.html, scoreboard.json"
     )
     print(f"demo finished in {time.perf_counter() - started:.0f} s")
     return 0

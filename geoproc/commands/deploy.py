@@ -26,6 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     regional.add_argument("--out", required=True, help="output root")
     regional.add_argument("--collections", default=",".join(DEFAULT_COLLECTIONS))
     regional.add_argument("--tile-size", type=int, default=1024)
+    regional.add_argument(
+        "--dask-address",
+        default=None,
+        help="tcp://host:port of a Dask scheduler the scheduled runs execute their stages on",
+    )
     regional.set_defaults(func=_regional)
 
 
@@ -54,6 +59,7 @@ def _regional(args: argparse.Namespace) -> int:
             "products": ",".join(request.products), "aoi": str(request.aoi), "catalog": request.catalog,
             "out": request.out.url, "start": str(request.start), "end": str(request.end),
             "collections": ",".join(request.collections), "tile_size_px": args.tile_size,
+            **({"dask_address": args.dask_address} if args.dask_address else {}),
         },
     )  # fmt: skip
     print(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from geoproc.request import DEFAULT_COLLECTIONS, PRODUCTS
 
@@ -46,12 +45,28 @@ def add_request_arguments(
         action="store_true",
         help="run as a Prefect flow (the regional flow) instead of in-process",
     )
+    for tag, default in (("catalog", 4), ("object-store", 16)):
+        parser.add_argument(
+            f"--{tag}-concurrency",
+            type=int,
+            default=None,
+            help=f"with --flow: at most N tasks tagged {tag!r} at once (Prefect limit; default "
+            f"{default} when the server has none, env GEOPROC_{tag.upper().replace('-', '_')}_CONCURRENCY)",
+        )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar or progress lines on stderr"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("run", help="cube + products + publish for an AOI and date range")
     parser.add_argument("products", help=f"comma-separated: {', '.join(PRODUCTS)}")
     add_request_arguments(parser)
+    parser.add_argument(
+        "--dask-address",
+        default=None,
+        help="tcp://host:port of a Dask scheduler: cube builds and product runs execute there",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -79,28 +94,59 @@ def request_from_args(args: argparse.Namespace, products: str):
     )
 
 
-def execute(request, *, use_flow: bool, publish: bool) -> dict:
+def execute(
+    request,
+    *,
+    use_flow: bool,
+    publish: bool,
+    dask_address: str | None = None,
+    quiet: bool = False,
+    concurrency: dict[str, int | None] | None = None,
+) -> dict:
     """Run in-process, or through the Prefect regional flow (same stages)."""
     from geoproc.grid import parse_aoi
 
     parse_aoi(request.aoi)  # a bad AOI fails before any server or store is touched
+    concurrency = concurrency or {}
     if use_flow:
         from flows.regional import regional_mapping
 
-        return regional_mapping(request=request, publish_outputs=publish)
+        return regional_mapping(
+            request=request,
+            publish_outputs=publish,
+            dask_address=dask_address,
+            catalog_concurrency=concurrency.get("catalog"),
+            object_store_concurrency=concurrency.get("object-store"),
+        )
     from geoproc.pipeline import run_pipeline
+    from geoproc.progress import Progress
 
-    return run_pipeline(
-        request, publish_outputs=publish, progress=lambda m: print(m, file=sys.stderr, flush=True)
-    )
+    progress = Progress(quiet=quiet)
+    try:
+        return run_pipeline(
+            request, publish_outputs=publish, dask_address=dask_address, progress=progress
+        )
+    finally:
+        progress.close()
 
 
 def _run(args: argparse.Namespace) -> int:
     request = request_from_args(args, args.products)
-    report = execute(request, use_flow=args.flow, publish=not args.no_publish)
+    report = execute(
+        request,
+        use_flow=args.flow,
+        publish=not args.no_publish,
+        dask_address=args.dask_address,
+        quiet=args.quiet,
+        concurrency={
+            "catalog": args.catalog_concurrency,
+            "object-store": args.object_store_concurrency,
+        },
+    )
     print(
         json.dumps(
-            {k: report[k] for k in ("run_id", "report_url", "timings_s") if k in report}, indent=2
+            {k: report[k] for k in ("run_id", "status", "report_url", "timings_s") if k in report},
+            indent=2,
         )
     )
     return 0

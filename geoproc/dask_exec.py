@@ -1,0 +1,118 @@
+"""Run pipeline stages on an existing Dask scheduler (`--dask-address`), with recognisable keys.
+
+Why a helper rather than Prefect's Dask task runner: arrays flow through the Zarr stores,
+so a stage is one small remote call (`pipeline.build_cube`, `pipeline.run_product`) that
+returns a JSON-able record; the orchestrator (the CLI or a Prefect task) stays where it
+is and only the array work moves to the cluster. Every call is one Dask task whose key
+starts with a fixed prefix (`geoproc-build-cube-`, `geoproc-run-product-`), so an
+operator, or a test, reads from the scheduler how many stages it executed
+(`executed_task_counts`). Workers import `geoproc` themselves, so they need the same
+installation (the container image of `infra/`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from geoproc.errors import UsageError
+
+BUILD_CUBE_PREFIX = "geoproc-build-cube"
+RUN_PRODUCT_PREFIX = "geoproc-run-product"
+CONNECT_TIMEOUT_S = 20.0
+
+
+def task_key(prefix: str, *parts: str) -> str:
+    """A unique task key `{prefix}-{parts}-{hex}`; Dask groups it under `prefix` (+ parts without digits)."""
+    return "-".join((prefix, *parts, uuid.uuid4().hex[:12]))
+
+
+@contextmanager
+def scheduler_client(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> Iterator[Any]:
+    """A `distributed.Client` on `address`, closed on exit; a clear error when nobody answers."""
+    from distributed import Client
+
+    if not isinstance(address, str) or not address.strip():
+        raise UsageError("--dask-address is empty: pass tcp://HOST:PORT of a Dask scheduler.")
+    try:
+        client = Client(address, timeout=timeout_s, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UsageError(
+            f"--dask-address {address}: no Dask scheduler answered within {timeout_s:.0f} s "
+            f"({type(exc).__name__}): start one (`dask scheduler`) or pass the right address."
+        ) from exc
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def run_on_scheduler(address: str, fn: Callable[..., Any], *args: Any, key: str) -> Any:
+    """Run `fn(*args)` as one task named `key` on the scheduler at `address`; returns its result.
+
+    The remote exception is re-raised here unchanged (a `GeoprocError` stays one), so
+    retry rules and reports treat local and remote failures alike.
+    """
+    with scheduler_client(address) as client:
+        future = client.submit(fn, *args, key=key, pure=False)
+        return future.result()
+
+
+def build_cube_on(address: str, request, tile, steps) -> dict:
+    """`pipeline.build_cube` for one tile, executed on the scheduler at `address`."""
+    from geoproc import pipeline
+
+    return run_on_scheduler(
+        address, pipeline.build_cube, request, tile, steps, key=task_key(BUILD_CUBE_PREFIX, tile.id)
+    )
+
+
+def run_product_on(address: str, request, product: str, tile_id: str) -> dict:
+    """`pipeline.run_product` for one (product, tile), executed on the scheduler at `address`."""
+    from geoproc import pipeline
+
+    return run_on_scheduler(
+        address,
+        pipeline.run_product,
+        request,
+        product,
+        tile_id,
+        key=task_key(RUN_PRODUCT_PREFIX, product, tile_id),
+    )
+
+
+def executed_task_counts(address: str) -> dict[str, int]:
+    """Tasks the scheduler has finished per geoproc key prefix (`geoproc-run-product-flood`, ...).
+
+    Read from the scheduler's task prefixes, which keep their counters after the tasks
+    themselves are forgotten.
+    """
+
+    def _counts(dask_scheduler) -> dict[str, int]:
+        return {
+            name: int(prefix.state_counts.get("memory", 0))
+            for name, prefix in dask_scheduler.task_prefixes.items()
+            if name.startswith("geoproc-")
+        }
+
+    with scheduler_client(address) as client:
+        return client.run_on_scheduler(_counts)
+
+
+def dashboard_link(address: str) -> str | None:
+    """The scheduler's dashboard URL, or None when it runs without one."""
+    with scheduler_client(address) as client:
+        return dashboard_of(client)
+
+
+def dashboard_of(client) -> str | None:
+    """The dashboard URL of a connected client's scheduler, or None when it has none."""
+    try:
+        info = client.scheduler_info()
+    except Exception:  # noqa: BLE001 - a dashboard link is a courtesy, never a failure
+        return None
+    if "dashboard" not in info.get("services", {}):
+        return None
+    return client.dashboard_link

@@ -1,0 +1,323 @@
+"""The run report: what a run found, used, dropped, masked, did and failed, as JSON and HTML.
+
+Why both: the JSON is for machines (monitoring, tests, the next run), the HTML for the
+person who has to decide whether a gap in the map is the catalog's, the clouds' or ours.
+The HTML is one self-contained file (inline CSS, no scripts, no network assets) so it
+opens from a bucket or a laptop alike; every text that came from outside (item ids,
+collection names, error messages) is escaped, because catalogs and exceptions are not
+trusted HTML. Links to the viewer and the STAC catalog are relative to
+`{out}/runs/{run_id}/`, so the report keeps working when the output folder moves.
+
+Masked fraction of a time step: the share of tile pixels that are NaN in the step's
+reference band (`red` for optical steps, `vv` for SAR) in the cube, i.e. masked by the QA
+layer (Fmask/SCL), fill, unreadable, or not observed - the same definition the products
+see (HLS User Guide v2.0, Fmask bits; Claverie et al. 2018).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from geoproc import storage
+
+REFERENCE_BAND = {"S1": "vv"}
+DEFAULT_REFERENCE_BAND = "red"
+VIEWER_LINK = "../../viewer/index.html"
+CATALOG_LINK = "../../stac/catalog.json"
+
+
+def inputs_summary(found) -> dict:
+    """Items found, used per collection and dropped (with reasons) from a `SearchResult`."""
+    used: dict[str, set[str]] = {}
+    for tile_search in found.tiles.values():
+        for step in tile_search.steps:
+            for item in step.items:
+                used.setdefault(item.get("collection") or step.collection, set()).add(item["id"])
+    dropped: dict[tuple, dict] = {}
+    for drop in found.dropped:
+        dropped.setdefault((drop.get("id"), drop.get("reason")), dict(drop))
+    for tile_id, tile_search in found.tiles.items():
+        for drop in tile_search.dropped:
+            dropped.setdefault((drop.get("id"), drop.get("reason")), {**drop, "tile": tile_id})
+    drops = sorted(dropped.values(), key=lambda d: (str(d.get("reason")), str(d.get("id"))))
+    return {
+        "found": int(found.found),
+        "used_per_collection": {c: len(ids) for c, ids in sorted(used.items())},
+        "dropped_per_reason": dict(sorted(Counter(str(d.get("reason")) for d in drops).items())),
+        "dropped": drops,
+    }
+
+
+def merge_inputs(parts: list[dict]) -> dict:
+    """One inputs summary from several (work units over disjoint periods of one or more tiles).
+
+    Counts are summed over the parts: an item over two tiles counts once per tile.
+    """
+    used: Counter = Counter()
+    drops: dict[tuple, dict] = {}
+    for part in parts:
+        used.update(part.get("used_per_collection", {}))
+        for d in part.get("dropped", []):
+            drops.setdefault((d.get("id"), d.get("reason"), d.get("tile")), d)
+    ordered = sorted(drops.values(), key=lambda d: (str(d.get("reason")), str(d.get("id"))))
+    return {
+        "found": sum(int(p.get("found", 0)) for p in parts),
+        "used_per_collection": dict(sorted(used.items())),
+        "dropped_per_reason": dict(sorted(Counter(str(d.get("reason")) for d in ordered).items())),
+        "dropped": ordered,
+    }
+
+
+def masked_fractions(out_url: str, tile_id: str, *, steps: list[str] | None = None) -> list[dict]:
+    """Masked fraction per complete time step of a tile's cube (only `steps` when given).
+
+    `steps` are labels `"{time}/{platform}"` as in a build record's `steps_written`;
+    reading one band of those steps keeps this cheap on long series.
+    """
+    import xarray as xr
+
+    from geoproc.store import cube_location
+
+    location = cube_location(out_url, tile_id)
+    if not storage.exists(location.join("zarr.json")):
+        return []
+    ds = xr.open_zarr(storage.zarr_store(location, read_only=True), consolidated=True)
+    times = ds["time"].values.astype("datetime64[s]").astype(str)
+    platforms = ds["platform"].values.astype(str)
+    complete = ds["time_complete"].values.astype(bool)
+    labels = [f"{t}/{p}" for t, p in zip(times, platforms, strict=True)]
+    wanted = set(steps) if steps is not None else None
+    rows = []
+    for i, label in enumerate(labels):
+        if not complete[i] or (wanted is not None and label not in wanted):
+            continue
+        band = REFERENCE_BAND.get(platforms[i], DEFAULT_REFERENCE_BAND)
+        if band not in ds:
+            continue
+        values = np.asarray(ds[band].isel(time=i).values)
+        rows.append(
+            {
+                "time": str(times[i]),
+                "platform": str(platforms[i]),
+                "band": band,
+                "masked_fraction": round(float(np.isnan(values).mean()), 4),
+            }
+        )
+    return rows
+
+
+def links(*, published: bool) -> dict:
+    """Relative links from `runs/{run_id}/` to the viewer and the STAC catalog."""
+    return {"viewer": VIEWER_LINK, "stac_catalog": CATALOG_LINK} if published else {}
+
+
+def write_run_report(out: storage.Location, run_id: str, report: dict) -> dict[str, str]:
+    """`report.json` and `report.html` under `{out}/runs/{run_id}/`; returns their URLs."""
+    folder = out.join("runs", run_id)
+    json_location, html_location = folder.join("report.json"), folder.join("report.html")
+    storage.write_bytes_atomic(
+        json_location, json.dumps(report, indent=2, sort_keys=True, default=str).encode()
+    )
+    storage.write_bytes_atomic(html_location, render_html(report).encode())
+    return {"json": json_location.url, "html": html_location.url}
+
+
+def render_html(report: dict) -> str:
+    """The report as one self-contained HTML page (every outside text escaped)."""
+    run_id = _text(report.get("run_id", ""))
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>geoproc run {run_id}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>geoproc run {run_id}</h1>",
+        _status_line(report),
+        _links_section(report.get("links", {})),
+        _request_section(report.get("request", {})),
+        _timings_section(report.get("timings_s", {})),
+        _inputs_section(report.get("inputs", {})),
+        _units_section(report),
+        _cubes_section(report.get("cubes", {})),
+        _masked_section(report.get("masked_fraction", {})),
+        _products_section(report.get("products", {})),
+        "</body></html>",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+    "table{border-collapse:collapse;margin:.5em 0 1.5em}"
+    "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}"
+    "th{background:#f3f3f3}.num{text-align:right}.failed{color:#b00020;font-weight:bold}"
+    ".ok{color:#1b5e20;font-weight:bold}.bar{display:inline-block;height:.8em;background:#90a4ae}"
+)
+
+
+def _text(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(headers: list[str], rows: list[list[Any]], *, numeric: set[int] = frozenset()) -> str:
+    head = "".join(f"<th>{_text(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="num">{_text(c)}</td>' if j in numeric else f"<td>{_text(c)}</td>"
+            for j, c in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _status_line(report: dict) -> str:
+    status = str(report.get("status", "complete"))
+    css = "ok" if status == "complete" else "failed"
+    version = _text(report.get("software_version", ""))
+    return f'<p>status: <span class="{css}">{_text(status)}</span> &middot; geoproc {version}</p>'
+
+
+def _links_section(found_links: dict) -> str:
+    if not found_links:
+        return "<p>nothing published in this run (no viewer or STAC links)</p>"
+    items = "".join(
+        f'<li><a href="{_text(href)}">{_text(name.replace("_", " "))}</a></li>'
+        for name, href in sorted(found_links.items())
+    )
+    return f"<h2>Outputs</h2><ul>{items}</ul>"
+
+
+def _request_section(request: dict) -> str:
+    if not request:
+        return ""
+    rows = [[k, ", ".join(map(str, v)) if isinstance(v, list) else v] for k, v in request.items()]
+    return "<h2>Request</h2>" + _table(["field", "value"], rows)
+
+
+def _timings_section(timings: dict) -> str:
+    if not timings:
+        return ""
+    rows = [[stage, f"{float(s):.2f}"] for stage, s in timings.items()]
+    return "<h2>Time per stage</h2>" + _table(["stage", "seconds"], rows, numeric={1})
+
+
+def _inputs_section(inputs: dict) -> str:
+    if not inputs:
+        return ""
+    out = [f"<h2>Inputs</h2><p>{_text(inputs.get('found', 0))} item(s) found</p>"]
+    used = inputs.get("used_per_collection", {})
+    out.append(_table(["collection", "items used"], [[c, n] for c, n in used.items()], numeric={1}))
+    drops = inputs.get("dropped", [])
+    if drops:
+        rows = [
+            [d.get("id", ""), d.get("collection", ""), d.get("reason", ""), d.get("tile", "")]
+            for d in drops
+        ]
+        out.append(f"<h3>Dropped items ({len(drops)})</h3>")
+        out.append(_table(["item", "collection", "reason", "tile"], rows))
+    return "".join(out)
+
+
+def _units_section(report: dict) -> str:
+    units = report.get("units")
+    if not units:
+        return ""
+    counts = _table(["units", "count"], [[k, v] for k, v in units.items()], numeric={1})
+    rows = [
+        [
+            r.get("unit", ""),
+            r.get("status", ""),
+            r.get("steps_written", ""),
+            r.get("reason", ""),
+            _asset_errors_text(r.get("asset_errors", [])),
+        ]
+        for results in report.get("unit_results", {}).values()
+        for r in results
+    ]
+    headers = ["unit", "status", "steps written", "reason", "unreadable assets (masked)"]
+    detail = _table(headers, rows) if rows else ""
+    return "<h2>Work units</h2>" + counts + detail
+
+
+def _asset_errors_text(errors: list[dict]) -> str:
+    return "; ".join(
+        f"{e.get('item', '')} {e.get('asset', '')}: {e.get('error', '')}" for e in errors
+    )
+
+
+def _cubes_section(cubes: dict) -> str:
+    if not cubes:
+        return ""
+    rows = []
+    for tile, record in sorted(cubes.items()):
+        if "steps_written" not in record:
+            rows.append([tile, record.get("status", ""), "", "", "", record.get("reason", "")])
+            continue
+        errors = record.get("asset_errors", [])
+        rows.append(
+            [
+                tile,
+                record.get("status", "built"),
+                len(record["steps_written"]),
+                record.get("steps_skipped", 0),
+                len(record.get("steps_refused", [])),
+                "; ".join(
+                    f"{e.get('item', '')} {e.get('asset', '')}: {e.get('error', '')}"
+                    for e in errors
+                ),
+            ]
+        )
+    headers = [
+        "tile",
+        "status",
+        "steps written",
+        "steps already complete",
+        "refused",
+        "asset errors",
+    ]
+    return "<h2>Cubes</h2>" + _table(headers, rows, numeric={2, 3, 4})
+
+
+def _masked_section(masked: dict) -> str:
+    if not any(masked.values()):
+        return ""
+    out = ["<h2>Masked fraction per date</h2>"]
+    for tile, rows in sorted(masked.items()):
+        if not rows:
+            continue
+        out.append(f"<h3>{_text(tile)}</h3>")
+        body = "".join(
+            f"<tr><td>{_text(r['time'])}</td><td>{_text(r['platform'])}</td>"
+            f'<td class="num">{float(r["masked_fraction"]):.3f}</td>'
+            f'<td><span class="bar" style="width:{100 * float(r["masked_fraction"]):.0f}px"></span></td></tr>'
+            for r in rows
+        )
+        out.append(
+            f"<table><tr><th>time</th><th>platform</th><th>masked</th><th></th></tr>{body}</table>"
+        )
+    return "".join(out)
+
+
+def _products_section(products: dict) -> str:
+    if not products:
+        return ""
+    rows = [
+        [
+            key,
+            rec.get("status", ""),
+            rec.get("steps", ""),
+            rec.get("seconds", ""),
+            rec.get("reason", ""),
+        ]
+        for key, rec in sorted(products.items())
+    ]
+    return "<h2>Products</h2>" + _table(
+        ["product/tile", "status", "time steps", "seconds", "reason"], rows, numeric={2, 3}
+    )
