@@ -3,6 +3,10 @@
 `geoproc deploy regional --cron ...` calls `deploy_regional`; a Prefect worker on the named
 work pool (or `prefect deployment run`) then starts the runs. Parameters are plain JSON
 (no credentials: stores and catalogs read theirs from the worker's environment).
+
+The entrypoint is the module path `flows.regional.regional_mapping`, so any worker where
+geoproc is installed (a process pool anywhere, the container image) can load the flow
+without the deployer's working folder being copied to it.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ def deploy_regional(
 ) -> UUID:
     """Create or update the deployment `regional-mapping/{name}`; returns its id."""
     from prefect.client.schemas.schedules import CronSchedule
+    from prefect.deployments.runner import EntrypointType
 
     deployment = regional_mapping.to_deployment(
         name=name,
         schedule=CronSchedule(cron=cron, timezone=timezone),
         parameters=parameters,
         work_pool_name=work_pool,
+        entrypoint_type=EntrypointType.MODULE_PATH,
         tags=["geoproc", "regional"],
         description="geoproc regional mapping: new acquisitions -> cubes -> products -> publish",
     )

@@ -115,6 +115,7 @@ def test_deploy_regional_creates_a_scheduled_deployment():
     assert [s.schedule.cron for s in deployment.schedules] == ["0 6 * * 1"]
     assert deployment.parameters["aoi"] == "11.9,47.4,12.1,47.6"
     assert deployment.parameters["products"] == "flood,lst,canopy"
+    assert deployment.entrypoint == "flows.regional.regional_mapping"  # loadable on any worker
 
 
 def test_deploy_rejects_a_bad_cron(capsys):
