@@ -31,13 +31,16 @@ import numpy as np
 from shapely import ops
 from shapely.geometry import shape
 
-from geoproc.errors import CatalogError
+from geoproc.errors import CatalogError, CredentialsError
 from geoproc.grid import Tile
 from geoproc.request import parse_date_range
 from geoproc.sensors import SensorProfile, profile_for
 
+CATALOG_KEY = "_geoproc_catalog"
+"""Key stamped on every found item: the catalog it came from (the cube's href policy reads it)."""
 DEFAULT_MAX_CLOUD_COVER = 80.0
 DEFAULT_PAGE_SIZE = 100
+CATALOG_RETRIES = 6
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,9 @@ def search_tiles(
     profiles = [profile_for(c) for c in collections]
     geom = ops.unary_union([t.footprint_lonlat for t in tiles])
     raw = list(_fetch(catalog, collections, geom, s, e, page_size))
+    origin = os.fspath(catalog)
+    for item in raw:
+        item[CATALOG_KEY] = origin
     result = SearchResult(tiles={t.id: TileSearch(t) for t in tiles}, found=len(raw))
     seen: set[tuple[str, str]] = set()
     per_tile: dict[str, list[tuple[dict, SensorProfile]]] = defaultdict(list)
@@ -217,8 +223,12 @@ def _search_api(url, collections, geom, t0, t1, page_size) -> Iterable[dict]:
     from pystac_client import Client
     from pystac_client.exceptions import APIError
 
+    from geoproc.redact import redact_url, scrub
+    from geoproc.settings import get_settings
+
+    shown = redact_url(url)
     try:
-        client = Client.open(url)
+        client = Client.open(url, stac_io=_api_io(get_settings().catalog_headers()))
         search = client.search(
             collections=list(collections),
             intersects=geom.__geo_interface__,
@@ -227,13 +237,36 @@ def _search_api(url, collections, geom, t0, t1, page_size) -> Iterable[dict]:
         )
         yield from search.items_as_dicts()
     except APIError as exc:
+        status = getattr(exc, "status_code", None)
+        if status in (401, 403):
+            raise CredentialsError(
+                f"The STAC API at {shown} refused the credentials (HTTP {status}): set "
+                "GEOPROC_CATALOG_TOKEN to a valid token for this catalog."
+            ) from None
         raise CatalogError(
-            f"The STAC API at {url} refused the search ({exc}); check --catalog and --collections."
-        ) from exc
+            f"The STAC API at {shown} refused the search ({scrub(str(exc))[:300]}); check "
+            "--catalog and --collections."
+        ) from None
     except OSError as exc:
         raise CatalogError(
-            f"The STAC API at {url} did not answer ({exc}); check --catalog."
-        ) from exc
+            f"The STAC API at {shown} did not answer ({scrub(str(exc))[:300]}); check --catalog."
+        ) from None
+
+
+def _api_io(headers: dict[str, str]):
+    """pystac-client IO that retries throttling, 5xx and resets (searches are idempotent)."""
+    from pystac_client.stac_api_io import StacApiIO
+    from urllib3.util.retry import Retry
+
+    retry = Retry(
+        total=CATALOG_RETRIES,
+        backoff_factor=0.5,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=None,  # POST /search is a read: retry it like a GET
+        respect_retry_after_header=True,
+        raise_on_status=True,
+    )
+    return StacApiIO(headers=headers, timeout=(10, 120), max_retries=retry)
 
 
 def _local_items(path: Path) -> Iterable[dict]:

@@ -34,11 +34,13 @@ addressable; `geoproc bench cube` measures this against stackstac and odc-stac.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time as _time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 import dask
 import dask.array as da
@@ -51,9 +53,10 @@ from pyproj import CRS, Transformer
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
-from geoproc.catalog import TimeStep
-from geoproc.errors import UnknownNameError
+from geoproc.catalog import CATALOG_KEY, TimeStep
+from geoproc.errors import EndpointUnavailableError, UnknownNameError, UntrustedHrefError
 from geoproc.grid import Tile
+from geoproc.href_policy import check_href, policy_for
 from geoproc.sensors import (
     DEFAULT_FMASK_MASKED,
     DEFAULT_SCL_MASKED,
@@ -92,10 +95,27 @@ _TRANSIENT = (
     " 503",
     " 504",
     "reset by peer",
+    "recv failure",
+    "send failure",
+    "couldn't connect",
+    "could not connect",
+    "connection refused",
+    "response code: 429",
+    "response code: 5",
+    "response_code=5",
+    "slowdown",
+    "slow down",
 )
+# GDAL's own HTTP retries (cpl_http, GDAL >= 3.10 docs "Configuration options": 429, 500,
+# 502, 503, 504 and connection resets are retried with exponential back-off from
+# GDAL_HTTP_RETRY_DELAY) absorb most transient faults inside one read; the timeouts bound
+# a server that hangs.
 GDAL_ENV = {
-    "GDAL_HTTP_MAX_RETRY": "4",
-    "GDAL_HTTP_RETRY_DELAY": "1",
+    "GDAL_HTTP_MAX_RETRY": "3",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
+    "GDAL_HTTP_RETRY_CODES": "429,500,502,503,504",
+    "GDAL_HTTP_TIMEOUT": "60",
+    "GDAL_HTTP_CONNECTTIMEOUT": "10",
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff",
@@ -288,24 +308,69 @@ def _locate(item: dict, key: str) -> tuple[str, int, dict] | None:
 
 
 def _read_or_record(item, key, tile, resampling, nodata, options, errors):
-    """(array, fill value) read onto the tile grid, or None after recording why not."""
+    """(array, fill value) read onto the tile grid, or None after recording why not.
+
+    Three outcomes, never a silent guess: the values; None with the reason recorded (asset
+    missing, 404, corrupt file, href refused by the policy: the pixels stay masked); or
+    `EndpointUnavailableError` when the server keeps failing with transient errors after
+    every retry - masking those would publish a cube that depends on the network's mood.
+    """
     located = _locate(item, key)
     if located is None:
         errors.append({"item": item["id"], "asset": key, "error": "asset missing from item"})
         return None
     href, bidx, _ = located
+    try:
+        check_href(href, policy_for(item.get(CATALOG_KEY, "")))
+    except UntrustedHrefError as exc:
+        log.warning("asset %s of %s refused: %s", key, item["id"], exc)
+        errors.append({"item": item["id"], "asset": key, "href": href, "error": str(exc)})
+        return None
     for attempt in range(options.read_retries + 1):
         try:
-            return _warp_read(href, bidx, tile, resampling, nodata)
+            # GDAL caches a failed HTTP open; a retry must not be answered from that cache.
+            with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=_vsi_prefix(href)) if attempt else _NULL:
+                return _warp_read(href, bidx, tile, resampling, nodata)
         except (rasterio.errors.RasterioError, OSError, ValueError) as exc:
             message = str(exc)
-            if attempt < options.read_retries and any(t in message.lower() for t in _TRANSIENT):
+            if not is_transient_message(message):
+                log.warning("asset %s of %s unreadable, masked: %s", key, item["id"], message)
+                errors.append({"item": item["id"], "asset": key, "href": href, "error": message})
+                return None
+            if attempt < options.read_retries:
                 _time.sleep(min(2**attempt, 8))
                 continue
-            log.warning("asset %s of %s unreadable, masked: %s", key, item["id"], message)
-            errors.append({"item": item["id"], "asset": key, "href": href, "error": message})
-            return None
+            raise EndpointUnavailableError(
+                f"{endpoint_of(href)} kept failing while reading asset {key} of item "
+                f"{item['id']} ({message.strip()[:200]}) after {options.read_retries + 1} "
+                "attempts: check that the server is up, or rerun later (finished steps are kept)."
+            ) from None
     return None
+
+
+_NULL = contextlib.nullcontext()
+
+
+def is_transient_message(message: str) -> bool:
+    """True for errors a later attempt can fix: timeouts, resets, throttling, HTTP 5xx."""
+    lower = message.lower()
+    return any(t in lower for t in _TRANSIENT)
+
+
+def endpoint_of(href: str) -> str:
+    """`scheme://host[:port]` of an href (what a user can check), or the href's folder."""
+    parsed = urlparse(href)
+    if parsed.scheme and parsed.netloc:
+        return f"{parsed.scheme}://{parsed.netloc.rsplit('@', 1)[-1]}"
+    return href.rsplit("/", 1)[0] or href
+
+
+def _vsi_prefix(href: str) -> str:
+    if href.startswith(("http://", "https://")):
+        return f"/vsicurl/{href}"
+    if href.startswith("s3://"):
+        return f"/vsis3/{href[5:]}"
+    return href
 
 
 def _warp_read(

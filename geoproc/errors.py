@@ -57,3 +57,14 @@ class NoDataError(GeoprocError):
 
 class ModelError(GeoprocError):
     """A model or its weights cannot be loaded (unknown, tampered, incompatible)."""
+
+
+class UntrustedHrefError(CatalogError):
+    """A catalog's asset href is outside the allow-list of schemes and hosts (not read)."""
+
+
+class EndpointUnavailableError(GeoprocError):
+    """A server kept failing with transient errors (5xx, 429, resets, timeouts) after retries.
+
+    The message names the endpoint; flows may retry the whole step later.
+    """

@@ -224,6 +224,11 @@ def _check_geometry(geom: BaseGeometry, label: str) -> BaseGeometry:
         )
     if not geom.is_valid:
         geom = geom.buffer(0)
+    if geom.is_empty or geom.area == 0:
+        raise InvalidAOIError(
+            f"The AOI {label!r} has zero area (a line, a point or a collapsed ring): pass a "
+            "polygon that encloses an area."
+        )
     return geom
 
 

@@ -8,13 +8,20 @@ with a message naming the argument before any store is touched.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from geoproc.errors import CatalogError, InvalidDateError, UnknownNameError, UsageError
+from geoproc.errors import (
+    CatalogError,
+    CredentialsError,
+    InvalidDateError,
+    UnknownNameError,
+    UsageError,
+)
 from geoproc.sensors import profile_for
 from geoproc.storage import Location, parse_url
 
@@ -74,24 +81,73 @@ def parse_collections(names: str | list[str] | tuple[str, ...]) -> tuple[str, ..
     return tuple(dict.fromkeys(items))
 
 
-def check_catalog(url: str, *, timeout: float = 10.0) -> dict[str, Any]:
-    """Fetch the catalog's landing page; a catalog that does not answer is named in the error."""
-    if not url.startswith(("http://", "https://")):
-        raise UsageError(f"--catalog {url!r} is not an http(s) URL of a STAC API.")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            landing = json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
+def check_catalog(
+    url: str, *, timeout: float = 10.0, attempts: int = 4, retry_delay: float = 0.5
+) -> dict[str, Any]:
+    """Fetch the catalog's landing page; a catalog that does not answer is named in the error.
+
+    Throttling (429), 5xx and dropped connections are retried `attempts` times with
+    doubling delays; refused credentials (401/403) are a `CredentialsError` at once.
+    """
+    from geoproc.redact import redact_url
+    from geoproc.settings import get_settings
+
+    check_catalog_url(url)
+    shown = redact_url(url)
+    request = urllib.request.Request(url, headers=get_settings().catalog_headers())
+    reason: object = None
+    landing: Any = None
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(retry_delay * 2 ** (attempt - 1))
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                raise CredentialsError(
+                    f"The STAC catalog at {shown} refused the credentials (HTTP {exc.code}): set "
+                    "GEOPROC_CATALOG_TOKEN to a valid token for this catalog."
+                ) from None
+            reason = f"HTTP {exc.code}"
+            if exc.code in (429, 500, 502, 503, 504):
+                continue
+            break
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ConnectionRefusedError):
+                break  # nothing listens there: retrying will not help
+            continue
+        try:
+            landing = json.loads(body)
+        except ValueError:
+            raise CatalogError(
+                f"{shown} answered, but not with JSON: check --catalog (the STAC API root URL)."
+            ) from None
+        break
+    if landing is None:
         raise CatalogError(
-            f"The STAC catalog at {url} does not answer ({reason}): check --catalog, or start a "
-            "local one with `geoproc stac serve DIR`."
-        ) from None
+            f"The STAC catalog at {shown} does not answer ({reason}): check --catalog, or start "
+            "a local one with `geoproc stac serve DIR`."
+        )
     if not isinstance(landing, dict) or "links" not in landing:
         raise CatalogError(
-            f"{url} answered, but not with a STAC API landing page: check --catalog."
+            f"{shown} answered, but not with a STAC API landing page: check --catalog."
         )
     return landing
+
+
+def check_catalog_url(url: str) -> str:
+    """The catalog URL's form: http(s) with a host (no network access)."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(str(url))
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise UsageError(
+            f"--catalog {url!r} is not an http(s) URL of a STAC API: pass e.g. "
+            "https://earth-search.aws.element84.com/v1 or a local `geoproc stac serve` URL."
+        )
+    return url
 
 
 @dataclass(frozen=True)
@@ -129,6 +185,9 @@ class RunRequest:
         options: dict[str, Any] | None = None,
     ) -> RunRequest:
         s, e = parse_date_range(start, end)
+        check_catalog_url(catalog)
+        _check_aoi(aoi)
+        _check_options(options or {})
         return cls(
             products=parse_products(products),
             aoi=aoi,
@@ -138,4 +197,36 @@ class RunRequest:
             out=parse_url(out),
             collections=parse_collections(collections),
             options=dict(options or {}),
+        )
+
+
+def _check_aoi(aoi: Any) -> None:
+    """Parse the AOI once here so a bad one fails before any server or store is touched."""
+    from geoproc.grid import parse_aoi
+
+    if aoi is None or (isinstance(aoi, str) and not aoi.strip()):
+        raise UsageError(
+            "--aoi is empty: pass WEST,SOUTH,EAST,NORTH in degrees, a GeoJSON file or tile ids."
+        )
+    parse_aoi(aoi)
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    """The numeric options every run reads (the same limits as the CLI's flags)."""
+    size = options.get("tile_size_px", 1024)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 16:
+        raise UsageError(f"tile_size_px (--tile-size) {size!r} is not a whole number >= 16.")
+    cloud = options.get("max_cloud_cover", 80.0)
+    if isinstance(cloud, bool) or not isinstance(cloud, int | float) or not 0 <= cloud <= 100:
+        raise UsageError(
+            f"max_cloud_cover (--max-cloud-cover) {cloud!r} is not a 0..100 percentage."
+        )
+    resolution = options.get("resolution", 30.0)
+    if (
+        isinstance(resolution, bool)
+        or not isinstance(resolution, int | float)
+        or not 0 < resolution <= 10_000
+    ):
+        raise UsageError(
+            f"resolution {resolution!r} is not a pixel size in metres (0 < r <= 10000)."
         )

@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_anonymous: bool = False
     catalog_token: SecretStr | None = Field(default=None, description="Bearer token for a STAC API")
+    allowed_asset_hosts: str = Field(
+        default="",
+        description="comma list of asset hosts allowed even on internal addresses",
+    )
+    allow_local_assets: bool = Field(
+        default=False, description="read local-file asset hrefs from a remote catalog"
+    )
     dask_address: str | None = Field(default=None, description="tcp:// address of a Dask scheduler")
     device: str = Field(default="auto", description="auto, cpu or cuda")
 
@@ -36,6 +43,23 @@ class Settings(BaseSettings):
         secret = secret or os.environ.get("AWS_SECRET_ACCESS_KEY")
         return key, secret
 
+    def secret_values(self) -> list[str]:
+        """Every credential value in play (S3 key id and secret, catalog token, AWS_*)."""
+        values = [
+            v.get_secret_value()
+            for v in (self.s3_access_key_id, self.s3_secret_access_key, self.catalog_token)
+            if v is not None
+        ]
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            values.append(os.environ.get(name) or "")
+        return [v for v in values if len(v) >= 6]
+
+    def catalog_headers(self) -> dict[str, str]:
+        """HTTP headers for STAC API requests (the bearer token, when set)."""
+        if self.catalog_token is None or not self.catalog_token.get_secret_value():
+            return {}
+        return {"Authorization": f"Bearer {self.catalog_token.get_secret_value()}"}
+
     def resolved_s3_endpoint(self) -> str | None:
         return (
             self.s3_endpoint_url
@@ -45,5 +69,12 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    """Fresh settings from the current environment (cheap; tests change the environment)."""
-    return Settings()
+    """Fresh settings from the current environment (cheap; tests change the environment).
+
+    Their secret values are registered with `geoproc.redact`, so log records never carry them.
+    """
+    from geoproc.redact import register_secrets
+
+    settings = Settings()
+    register_secrets(settings.secret_values())
+    return settings

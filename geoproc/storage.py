@@ -9,6 +9,7 @@ messages.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from geoproc.errors import CredentialsError, StorageURLError
 from geoproc.settings import Settings, get_settings
 
 SUPPORTED_SCHEMES = ("file", "s3")
+S3_MAX_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,30 @@ class Location:
         return f"{self.scheme}://{self.path}" if self.scheme != "file" else self.path
 
     def join(self, *parts: str) -> Location:
-        tail = "/".join(p.strip("/") for p in parts if p)
+        """A key under this location; parts that would leave it are refused (see `safe_key`)."""
+        tail = "/".join(safe_key(p) for p in parts if p)
         return Location(self.scheme, f"{self.path.rstrip('/')}/{tail}" if tail else self.path)
+
+
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def safe_key(part: str) -> str:
+    """A relative key (``a/b/c``) that stays under its prefix, or `StorageURLError`.
+
+    Why: keys are built from tile ids, dates and names that may come from a catalog or a
+    request; ``..``, absolute paths, backslashes and control characters could write
+    outside the output prefix or make keys that differ between filesystems.
+    """
+    text = str(part)
+    segments = [s for s in text.strip("/").split("/") if s]
+    bad = [s for s in segments if s in (".", "..") or _UNSAFE_CHARS.search(s)]
+    if bad or (segments and ":" in segments[0] and "://" in text):
+        raise StorageURLError(
+            f"Output key {text!r} would leave the output prefix or holds unsafe characters "
+            f"({bad[0] if bad else text!r}): use names without '..', '\\' or control characters."
+        )
+    return "/".join(segments)
 
 
 def parse_url(url: str | os.PathLike) -> Location:
@@ -98,8 +122,16 @@ def storage_options(location: Location, *, settings: Settings | None = None) -> 
     if endpoint:
         client_kwargs["endpoint_url"] = endpoint
     opts["client_kwargs"] = client_kwargs
-    # Retries for throttling and 5xx are botocore's job; give it more attempts than default.
-    opts["config_kwargs"] = {"retries": {"max_attempts": 8, "mode": "adaptive"}}
+    # Retries for throttling, 5xx and dropped connections are botocore's job. Its "legacy"
+    # mode is the one that retries a bare HTTP 429 (botocore/data/_retry.json
+    # "too_many_requests"), which S3-compatible stores send where AWS sends 503 SlowDown;
+    # "standard"/"adaptive" only retry 429 when the body names a throttling error code,
+    # and a HEAD answer has no body (found with tests/faults.py).
+    opts["config_kwargs"] = {
+        "retries": {"max_attempts": S3_MAX_ATTEMPTS, "mode": "legacy"},
+        "connect_timeout": 10,
+        "read_timeout": 60,
+    }
     return opts
 
 
