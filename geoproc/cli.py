@@ -4,8 +4,9 @@ Each command group lives in `geoproc/commands/<group>.py` and exposes
 ``register(subparsers)``; this file only collects them, so adding a command never
 touches another command's file.
 
-Exit codes: 0 success, 1 runtime failure (`GeoprocError`), 2 usage error (`UsageError`
-or an argparse error), 130 interrupted. A user mistake never prints a traceback.
+Exit codes: 0 success, 1 runtime failure (`GeoprocError`, or storage that failed for
+good after its retries), 2 usage error (`UsageError` or an argparse error), 130
+interrupted. A user mistake never prints a traceback.
 """
 
 from __future__ import annotations
@@ -55,10 +56,32 @@ def main(argv: list[str] | None = None) -> int:
     except GeoprocError as exc:
         print(f"geoproc: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except _storage_errors() as exc:
+        print(f"geoproc: error: {_storage_message(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("geoproc: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _storage_errors() -> tuple[type[BaseException], ...]:
+    """I/O failures that outlived the storage clients' own retries (disk, S3, network)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (OSError, BotoCoreError, ClientError)
+
+
+def _storage_message(exc: BaseException) -> str:
+    """Name the endpoint that failed; never echo a credential."""
+    from geoproc.redact import scrub
+    from geoproc.settings import get_settings
+
+    endpoint = get_settings().resolved_s3_endpoint() or "S3 or local disk"
+    return (
+        f"storage at {endpoint} failed: {scrub(str(exc))}. Check that the endpoint is "
+        "reachable and the credentials allowed, then run the same command again (it resumes)."
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover
