@@ -72,3 +72,24 @@ def test_search_through_stac_api_pages(tmp_path):
     assert res.found == 3
     assert [d["reason"] for d in res.dropped] == ["cloud_cover"]
     assert res.tiles[TILE.id].steps[0].item_ids == ["L30_b", "L30_a"]
+
+
+def test_granules_in_the_tile_crs_come_first_then_clearest():
+    from geoproc.catalog import group_time_steps
+    from geoproc.grid import parse_tile_id
+    from geoproc.sensors import profile_for
+
+    tile = parse_tile_id("32N_0188_1371", tile_size_px=128, resolution=30.0)
+    props = {"datetime": "2024-06-01T10:00:00Z"}
+    items = [
+        {"id": "z33-clear", "properties": {**props, "eo:cloud_cover": 1.0, "proj:epsg": 32633}},
+        {"id": "z32-cloudy", "properties": {**props, "eo:cloud_cover": 60.0, "proj:epsg": 32632}},
+        {
+            "id": "z32-v2",
+            "properties": {**props, "eo:cloud_cover": 70.0, "proj:code": "EPSG:32632"},
+        },
+        {"id": "bad-code", "properties": {**props, "eo:cloud_cover": 0.0, "proj:code": "EPSG:x"}},
+    ]
+    profile = profile_for("HLSL30_2.0")
+    (step,) = group_time_steps([(i, profile) for i in items], tile)
+    assert [i["id"] for i in step.items] == ["z32-cloudy", "z32-v2", "bad-code", "z33-clear"]
