@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.concurrency import apply_tag_limits, requested_limits
 from geoproc import dask_exec, pipeline
-from geoproc.errors import GeoprocError
+from geoproc.errors import EndpointUnavailableError, GeoprocError
 from geoproc.request import DEFAULT_COLLECTIONS, RunRequest
 
 _TRANSIENT_WORDS = (
@@ -38,6 +38,8 @@ def is_transient(task, task_run, state) -> bool:
     """Retry only errors that a second attempt can fix; never a GeoprocError about input."""
     try:
         state.result()
+    except EndpointUnavailableError:
+        return True
     except GeoprocError as exc:
         return exc.exit_code != 2 and any(w in str(exc).lower() for w in _TRANSIENT_WORDS)
     except (ConnectionError, TimeoutError, OSError):

@@ -250,7 +250,7 @@ def _search_api(url, collections, geom, t0, t1, page_size) -> Iterable[dict]:
 
     shown = redact_url(url)
     try:
-        client = Client.open(url, stac_io=_api_io(get_settings().catalog_headers()))
+        client = Client.open(url, stac_io=api_io(get_settings().catalog_headers()))
         search = client.search(
             collections=list(collections),
             intersects=geom.__geo_interface__,
@@ -275,7 +275,7 @@ def _search_api(url, collections, geom, t0, t1, page_size) -> Iterable[dict]:
         ) from None
 
 
-def _api_io(headers: dict[str, str]):
+def api_io(headers: dict[str, str]):
     """pystac-client IO that retries throttling, 5xx and resets (searches are idempotent)."""
     from pystac_client.stac_api_io import StacApiIO
     from urllib3.util.retry import Retry

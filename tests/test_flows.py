@@ -33,7 +33,7 @@ def test_regional_flow_on_a_built_output_skips_everything(
 
 def test_transient_errors_retry_and_bad_input_does_not():
     from flows.regional import is_transient
-    from geoproc.errors import CatalogError, InvalidDateError
+    from geoproc.errors import CatalogError, EndpointUnavailableError, InvalidDateError
 
     class _State:
         def __init__(self, exc):
@@ -50,6 +50,7 @@ def test_transient_errors_retry_and_bad_input_does_not():
         None, None, _State(InvalidDateError("--start 2024-13-01 is not a date"))
     )
     assert not is_transient(None, None, _State(ValueError("shapes do not match")))
+    assert is_transient(None, None, _State(EndpointUnavailableError("cog server gave up")))
 
 
 def test_library_never_imports_prefect():

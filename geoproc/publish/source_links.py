@@ -28,7 +28,10 @@ def resolve_source_hrefs(ids: Iterable[str], *, catalog_url: str | None) -> dict
     from pystac_client import Client
 
     try:
-        client = Client.open(catalog_url)
+        from geoproc.catalog import api_io
+        from geoproc.settings import get_settings
+
+        client = Client.open(catalog_url, stac_io=api_io(get_settings().catalog_headers()))
         for start in range(0, len(missing), _BATCH):
             batch = missing[start : start + _BATCH]
             for item in client.search(ids=batch, max_items=len(batch) * 4).items():
