@@ -17,15 +17,12 @@ import traceback
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-import numpy as np
-import xarray as xr
-
 from geoproc import __version__, pipeline, run_report, storage
 from geoproc.errors import GeoprocError, UsageError
 from geoproc.grid import Tile
 from geoproc.progress import NoProgress, Progress
 from geoproc.request import RunRequest
-from geoproc.store import cube_location
+from geoproc.store import completed_step_keys, cube_location
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +64,7 @@ def _completed_keys(request: RunRequest, tile_id: str) -> set[tuple[int, str]]:
     location = cube_location(request.out.url, tile_id)
     if not storage.exists(location.join("zarr.json")):
         return set()
-    ds = xr.open_zarr(storage.zarr_store(location, read_only=True), consolidated=True)
-    complete = ds["time_complete"].values.astype(bool)
-    seconds = ds["time"].values.astype("datetime64[s]").astype(np.int64)
-    platforms = ds["platform"].values.astype(str)
-    return {(int(s), p) for s, p, c in zip(seconds, platforms, complete, strict=True) if c}
+    return completed_step_keys(location)
 
 
 def run_unit(request: RunRequest, tile: Tile, unit: WorkUnit) -> dict:

@@ -247,6 +247,19 @@ def _root_attrs(
     }
 
 
+def completed_step_keys(location: storage.Location) -> set[tuple[int, str]]:
+    """(time in s, platform) of the steps a cube store holds complete; empty when unfinished.
+
+    Reads the layout without consolidated metadata, as the builder does, so a store whose
+    writer was killed between the template and its consolidation counts as "nothing done"
+    instead of failing every resume.
+    """
+    existing = _read_existing(storage.zarr_store(location, read_only=True))
+    if existing is None:
+        return set()
+    return {k for k, c in zip(existing["keys"], existing["complete"], strict=True) if c}
+
+
 def _read_existing(store) -> dict | None:
     try:
         group = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=False)
