@@ -47,14 +47,18 @@ def moto_s3_server() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def create_bucket(endpoint: str, bucket: str) -> None:
+def s3_client(endpoint: str, kind: str = "client"):
+    """A boto3 client (or resource) for the test moto server's fixed credentials."""
     import boto3
 
-    s3 = boto3.client(
+    return getattr(boto3, kind)(
         "s3",
         endpoint_url=endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         region_name="us-east-1",
     )
-    s3.create_bucket(Bucket=bucket)
+
+
+def create_bucket(endpoint: str, bucket: str) -> None:
+    s3_client(endpoint).create_bucket(Bucket=bucket)

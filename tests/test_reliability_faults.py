@@ -19,6 +19,7 @@ import rasterio
 from geoproc.cube import CubeOptions, read_step
 from geoproc.errors import EndpointUnavailableError
 from tests.faults import FaultPlan, fault_proxy, range_file_server
+from tests.servers import s3_client
 
 TILE = "32N_0188_1371"
 
@@ -33,15 +34,7 @@ def _request(catalog: str, out: str, *, products: str = "flood,lst"):
 
 
 def _bucket_digest(endpoint: str, bucket: str) -> dict[str, str]:
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
+    s3 = s3_client(endpoint)
     digest = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         for obj in page.get("Contents", []):
@@ -54,16 +47,7 @@ def _bucket_digest(endpoint: str, bucket: str) -> dict[str, str]:
 
 
 def _empty_bucket(endpoint: str, bucket: str) -> None:
-    import boto3
-
-    s3 = boto3.resource(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    s3.Bucket(bucket).objects.all().delete()
+    s3_client(endpoint, "resource").Bucket(bucket).objects.all().delete()
 
 
 def _first_l30_step(archive, base_url):
