@@ -18,11 +18,11 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from geoproc import __version__, pipeline, run_report, storage
+from geoproc.cube.store import completed_step_keys, cube_location
 from geoproc.errors import GeoprocError, UsageError
 from geoproc.grid import Tile
 from geoproc.progress import NoProgress, Progress
 from geoproc.request import RunRequest
-from geoproc.store import completed_step_keys, cube_location
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,12 @@ from affine import Affine
 from rasterio.warp import Resampling, reproject
 
 from geoproc import storage
+from geoproc.dev.sample.clouds import CLEAR as CLOUD_TRUTH_CLEAR
+from geoproc.dev.sample.clouds import TRUTH_NODATA as CLOUD_TRUTH_NODATA
 from geoproc.errors import NoDataError, UsageError
-from geoproc.products import canopy_score, flood_score, lst_score
-from geoproc.sample.clouds import CLEAR as CLOUD_TRUTH_CLEAR
-from geoproc.sample.clouds import TRUTH_NODATA as CLOUD_TRUTH_NODATA
+from geoproc.products.canopy import score as canopy_score
+from geoproc.products.flood import score as flood_score
+from geoproc.products.lst import score as lst_score
 
 _NODATA_U8 = 255
 
@@ -229,7 +231,7 @@ def evaluate(
 
 def _held_out_zones() -> tuple[int, ...]:
     """UTM zones the shipped canopy weights were not trained on (read from their card)."""
-    card = Path(__file__).parent / "products" / "weights" / "canopy" / "canopy_temporal.json"
+    card = Path(__file__).parent / "products" / "canopy" / "weights" / "canopy_temporal.json"
     try:
         doc = json.loads(card.read_text())
     except (OSError, ValueError):

@@ -16,14 +16,14 @@ from dataclasses import asdict
 from typing import Any
 
 from geoproc import __version__, dask_exec, run_report, storage
-from geoproc.catalog import SearchResult, TimeStep, search_tiles
-from geoproc.cube import CubeOptions
+from geoproc.catalog.search import SearchResult, TimeStep, search_tiles
+from geoproc.cube.assemble import CubeOptions
+from geoproc.cube.store import build_parameters, build_tile_store, cube_location
 from geoproc.errors import NoDataError
 from geoproc.grid import Tile, tiles_for_aoi
 from geoproc.product_runner import run_product_on_cube
 from geoproc.progress import NoProgress, Progress
 from geoproc.request import RunRequest, check_catalog
-from geoproc.store import build_parameters, build_tile_store, cube_location
 
 log = logging.getLogger(__name__)
 

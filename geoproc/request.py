@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from geoproc.catalog.sensors import profile_for
 from geoproc.errors import (
     CatalogError,
     CredentialsError,
@@ -22,7 +23,6 @@ from geoproc.errors import (
     UnknownNameError,
     UsageError,
 )
-from geoproc.sensors import profile_for
 from geoproc.storage import Location, parse_url
 
 PRODUCTS = ("flood", "lst", "canopy")

@@ -81,7 +81,7 @@ def masked_fractions(out_url: str, tile_id: str, *, steps: list[str] | None = No
     """
     import xarray as xr
 
-    from geoproc.store import cube_location
+    from geoproc.cube.store import cube_location
 
     location = cube_location(out_url, tile_id)
     if not storage.exists(location.join("zarr.json")):

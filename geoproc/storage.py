@@ -126,7 +126,7 @@ def storage_options(location: Location, *, settings: Settings | None = None) -> 
     # mode is the one that retries a bare HTTP 429 (botocore/data/_retry.json
     # "too_many_requests"), which S3-compatible stores send where AWS sends 503 SlowDown;
     # "standard"/"adaptive" only retry 429 when the body names a throttling error code,
-    # and a HEAD answer has no body (found with tests/faults.py).
+    # and a HEAD answer has no body (found with tests/helpers/faults.py).
     opts["config_kwargs"] = {
         "retries": {"max_attempts": S3_MAX_ATTEMPTS, "mode": "legacy"},
         "connect_timeout": 10,

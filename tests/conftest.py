@@ -21,7 +21,7 @@ def realdata() -> Path:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> str:
-    from tests.servers import moto_s3_server
+    from tests.helpers.servers import moto_s3_server
 
     with moto_s3_server() as url:
         yield url
@@ -41,7 +41,7 @@ def s3_bucket(s3_env) -> str:
     """A fresh, empty bucket on the moto server; yields its name."""
     import uuid
 
-    from tests.servers import create_bucket
+    from tests.helpers.servers import create_bucket
 
     name = f"test-{uuid.uuid4().hex[:12]}"
     create_bucket(s3_env, name)
@@ -51,7 +51,7 @@ def s3_bucket(s3_env) -> str:
 @pytest.fixture(scope="session")
 def sample_archive_small(tmp_path_factory) -> Path:
     """The `small` sample archive, generated once per test session."""
-    from geoproc.sample import create_archive
+    from geoproc.dev.sample import create_archive
 
     cache = os.environ.get("GEOPROC_TEST_ARCHIVE_CACHE")
     out = Path(cache) if cache else tmp_path_factory.mktemp("archive") / "small"
@@ -61,7 +61,7 @@ def sample_archive_small(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def stac_api_small(sample_archive_small) -> str:
     """A live STAC API (rustac) over the small archive; yields its URL."""
-    from geoproc.stac_server import serve_archive
+    from geoproc.dev.stac_server import serve_archive
 
     with serve_archive(sample_archive_small) as url:
         yield url

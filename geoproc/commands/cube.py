@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
+from geoproc.catalog.sensors import DEFAULT_FMASK_MASKED, DEFAULT_SCL_MASKED
 from geoproc.grid import DEFAULT_RESOLUTION, DEFAULT_TILE_SIZE_PX
-from geoproc.sensors import DEFAULT_FMASK_MASKED, DEFAULT_SCL_MASKED
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,9 +78,9 @@ def _csv(text: str | None) -> tuple[str, ...]:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from geoproc.cube import CubeOptions
+    from geoproc.cube.assemble import CubeOptions
+    from geoproc.cube.store import build_cubes
     from geoproc.errors import UsageError
-    from geoproc.store import build_cubes
 
     try:
         scl = tuple(int(v) for v in _csv(args.scl_mask))

@@ -40,10 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from geoproc.commands.run import execute
+    from geoproc.dev.sample import create_archive
+    from geoproc.dev.stac_server import serve_archive
     from geoproc.evaluate import evaluate, format_scoreboard
     from geoproc.request import RunRequest, parse_products
-    from geoproc.sample import create_archive
-    from geoproc.stac_server import serve_archive
     from geoproc.storage import parse_url, write_bytes_atomic
 
     products = parse_products(args.products)

@@ -40,9 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _create(args: argparse.Namespace) -> int:
+    from geoproc.dev.sample import create_archive
+    from geoproc.dev.sample.info import archive_info, format_info
     from geoproc.errors import UsageError
-    from geoproc.sample import create_archive
-    from geoproc.sample.info import archive_info, format_info
 
     if args.workers is not None and args.workers < 1:
         raise UsageError(
@@ -56,7 +56,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from geoproc.sample.info import archive_info, format_info
+    from geoproc.dev.sample.info import archive_info, format_info
 
     info = archive_info(args.archive)
     print(json.dumps(info, indent=2) if args.json else format_info(info))

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from geoproc.stac_server import serve_archive
+    from geoproc.dev.stac_server import serve_archive
 
     if not args.archive.is_dir():
         raise UsageError(

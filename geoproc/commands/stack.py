@@ -1,6 +1,6 @@
 """`geoproc stack up|down|status`: the local stack (Prefect, Dask, S3, STAC API) on loopback.
 
-Configuration only through `GEOPROC_STACK_*` variables (see `geoproc.local_stack.StackSettings`),
+Configuration only through `GEOPROC_STACK_*` variables (see `geoproc.dev.local_stack.StackSettings`),
 so the same settings drive `infra/local/up.sh`, CI and a developer's shell.
 """
 
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from geoproc.local_stack import stack_up
+    from geoproc.dev.local_stack import stack_up
 
     state = stack_up()
     width = max(map(len, state.urls))
@@ -43,7 +43,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from geoproc.local_stack import StackSettings, stack_down
+    from geoproc.dev.local_stack import StackSettings, stack_down
 
     state_dir = StackSettings.from_environment().dir
     stopped = stack_down(state_dir)
@@ -55,7 +55,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from geoproc.local_stack import stack_status
+    from geoproc.dev.local_stack import stack_status
 
     status = stack_status()
     if not status:

@@ -47,7 +47,7 @@ def _check_positive(value: int, name: str) -> None:
 
 def _flood(args: argparse.Namespace) -> int:
     from geoproc.errors import UsageError
-    from geoproc.products.flood_train import train
+    from geoproc.products.flood.train import train
 
     _check_positive(args.epochs, "--epochs")
     if not args.chips.is_dir():
@@ -61,7 +61,7 @@ def _flood(args: argparse.Namespace) -> int:
 
 def _canopy(args: argparse.Namespace) -> int:
     from geoproc.errors import UsageError
-    from geoproc.products.canopy_sample_training import train_and_score
+    from geoproc.products.canopy.sample_training import train_and_score
 
     _check_positive(args.epochs, "--epochs")
     if not (args.archive / "truth").is_dir():

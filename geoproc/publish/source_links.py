@@ -28,7 +28,7 @@ def resolve_source_hrefs(ids: Iterable[str], *, catalog_url: str | None) -> dict
     from pystac_client import Client
 
     try:
-        from geoproc.catalog import api_io
+        from geoproc.catalog.search import api_io
         from geoproc.settings import get_settings
 
         client = Client.open(catalog_url, stac_io=api_io(get_settings().catalog_headers()))

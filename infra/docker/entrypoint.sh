@@ -1,6 +1,6 @@
 #!/bin/sh
 # Entry point of the geoproc image. A role runs the same command the local stack runs
-# (geoproc/local_stack.py, ENTRYPOINT_COMMANDS), with the remaining arguments appended;
+# (geoproc/dev/local_stack.py, ENTRYPOINT_COMMANDS), with the remaining arguments appended;
 # anything else is executed as given (Prefect's Kubernetes worker starts flow runs with
 # `prefect flow-run execute`, the Dask operator may pass `dask-worker ...`).
 set -eu

@@ -1,0 +1,1 @@
+"""STAC catalogs: search, sensor/provider profiles and items for local files."""

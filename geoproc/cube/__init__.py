@@ -1,0 +1,1 @@
+"""Time-series cubes: the contract, reading and assembling scenes, and the Zarr store."""

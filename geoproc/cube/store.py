@@ -1,0 +1,577 @@
+"""Cube stores: one Zarr v3 store per tile, template first, then one time step at a time.
+
+Layout: ``{out}/cubes/{tile}.zarr`` (contract in ``geoproc.cube.assemble``), lock next to it at
+``{out}/cubes/{tile}.zarr.lock``.
+
+Chunking - ``(time=1, y=512, x=512)`` for images, 4096 along time for 1-D variables:
+  * one time step owns its chunks outright, so a step is written with whole-chunk writes
+    (no read-modify-write), appending a date never touches an older chunk, and a crash
+    can only leave the step being written half done - which ``time_complete`` says and
+    the next run rewrites;
+  * per-scene products read a 1024 x 1024 tile date as 4 chunks of 512 KiB (int16);
+  * per-pixel time series read a 512 x 512 block across N dates as N chunks: each is
+    one object of ~0.2-0.5 MiB compressed, large enough for object stores and small
+    enough that a time-series model over a pixel block stays in memory. Rechunking to
+    long time chunks is cheaper later, offline, than rewriting shared chunks on every
+    append now.
+
+Crash safety (the pangeo-forge "template first" pattern, Zarr v3 spec): (1) the layout -
+array metadata for the full time axis, coordinates, attributes, consolidated metadata -
+is written before any data; rerunning it with the same inputs writes the same bytes;
+(2) each step's chunks are written, then its ``time_complete`` entry is set. A rerun skips
+complete steps and rewrites the rest, so a build killed at any point and rerun gives the
+bytes of an uninterrupted build. Two builds on one store are serialised by a lock object
+holding host and pid; a lock left by a dead process on this host is taken over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import socket
+import warnings
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import dask.array as da
+import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
+import zarr
+
+from geoproc import __version__, storage
+from geoproc.catalog.search import TimeStep
+from geoproc.catalog.sensors import FMASK_BITS, SCL_CLASSES
+from geoproc.cube.assemble import ATMOS_VARIABLES, CubeOptions, atmosphere_of, read_step
+from geoproc.errors import StoreError, StoreLockedError
+from geoproc.grid import Tile
+
+log = logging.getLogger(__name__)
+
+CHUNK_YX = 512
+CHUNK_TIME_1D = 4096
+LAYOUT_VERSION = 1
+_INT16_FILL = -32768
+
+
+@dataclass(frozen=True)
+class VariableEncoding:
+    """How one variable is packed on disk."""
+
+    dtype: str
+    fill: float | int
+    scale: float = 1.0
+    offset: float = 0.0
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def packed(self) -> bool:
+        return np.dtype(self.dtype).kind in "iu" and (self.scale != 1.0 or self.offset != 0.0)
+
+
+def variable_encoding(name: str, *, sar_db: bool = False) -> VariableEncoding:
+    """The on-disk encoding and CF attributes of a cube variable."""
+    if name in ("lwir11", "lwir12"):
+        return VariableEncoding(
+            "int16", _INT16_FILL, 0.01, 273.15,
+            {"units": "K", "standard_name": "toa_brightness_temperature",
+             "long_name": f"top-of-atmosphere brightness temperature ({name})"},
+        )  # fmt: skip
+    if name in ("vv", "vh"):
+        units = "dB" if sar_db else "1"
+        return VariableEncoding(
+            "float32",
+            np.nan,
+            attrs={
+                "units": units,
+                "long_name": f"terrain-corrected gamma0 backscatter, {name.upper()} polarisation",
+            },
+        )
+    if name == "fmask":
+        return VariableEncoding(
+            "uint8", 255,
+            attrs={"long_name": "HLS Fmask quality bits",
+                   "flag_masks": [1 << b for b in FMASK_BITS.values()] + [192],
+                   "flag_meanings": " ".join(list(FMASK_BITS) + ["aerosol_level"]),
+                   "geoproc:fill_value": 255},
+        )  # fmt: skip
+    if name == "scl":
+        return VariableEncoding(
+            "uint8", 0,
+            attrs={"long_name": "Sentinel-2 scene classification",
+                   "flag_values": list(SCL_CLASSES), "flag_meanings": " ".join(SCL_CLASSES.values()),
+                   "geoproc:fill_value": 0},
+        )  # fmt: skip
+    if name.startswith("atmos_"):
+        units = (
+            "g cm-2"
+            if name.endswith("water_vapour")
+            else ("1" if "transmittance" in name else "W m-2 sr-1 um-1")
+        )
+        return VariableEncoding(
+            "float32", np.nan, attrs={"units": units, "long_name": name.replace("_", " ")}
+        )
+    return VariableEncoding(
+        "int16", _INT16_FILL, 1e-4, 0.0,
+        {"units": "1", "standard_name": "surface_bidirectional_reflectance",
+         "long_name": f"surface reflectance ({name})"},
+    )  # fmt: skip
+
+
+def pack(values: np.ndarray, enc: VariableEncoding) -> np.ndarray:
+    """Physical float values (NaN = missing) to the stored numbers."""
+    if np.dtype(enc.dtype).kind == "f":
+        return values.astype(enc.dtype)
+    if values.dtype.kind in "iu" and not enc.packed:
+        return values.astype(enc.dtype)
+    info = np.iinfo(enc.dtype)
+    finite = np.isfinite(values)
+    raw = np.round((np.where(finite, values, 0.0).astype(np.float64) - enc.offset) / enc.scale)
+    raw = np.clip(raw, info.min + 1, info.max)
+    return np.where(finite, raw, enc.fill).astype(enc.dtype)
+
+
+def cube_location(out: str, tile_id: str) -> storage.Location:
+    return storage.parse_url(out).join("cubes", f"{tile_id}.zarr")
+
+
+@dataclass
+class TileBuild:
+    """What one tile's build did (part of the run record)."""
+
+    tile: str
+    url: str
+    steps_total: int = 0
+    steps_written: list[str] = field(default_factory=list)
+    steps_skipped: int = 0
+    steps_refused: list[dict] = field(default_factory=list)
+    asset_errors: list[dict] = field(default_factory=list)
+
+
+def build_tile_store(
+    out: str,
+    tile: Tile,
+    steps: Sequence[TimeStep],
+    *,
+    band_names: Sequence[str],
+    qa_vars: Sequence[str],
+    options: CubeOptions,
+    parameters: dict,
+    batch_size: int = 2,
+) -> TileBuild:
+    """Create or extend the tile's store so it holds every step, then write missing steps."""
+    location = cube_location(out, tile.id)
+    record = TileBuild(tile.id, location.url)
+    with store_lock(location):
+        storage.remove_partial_writes(location)  # orphans of a killed build
+        store = storage.zarr_store(location)
+        existing = _read_existing(store)
+        if existing is not None:
+            _check_compatible(existing, tile, band_names, qa_vars, location)
+            steps, refused = _merge_time_axis(existing["steps"], existing["complete"], steps)
+            record.steps_refused = refused
+        record.steps_total = len(steps)
+        complete = existing["complete"] if existing is not None else np.zeros(0, bool)
+        same_axis = existing is not None and [s.key for s in steps] == existing["keys"]
+        attrs = _root_attrs(tile, steps, options, parameters)
+        if not (same_axis and existing["attrs"] == attrs):
+            _write_layout(store, tile, steps, band_names, qa_vars, options, attrs, existing)
+        complete = np.concatenate(
+            [complete[: len(steps)], np.zeros(max(0, len(steps) - len(complete)), bool)]
+        )
+        todo = [i for i in range(len(steps)) if not complete[i] and steps[i].collection]
+        record.steps_skipped = len(steps) - len(todo)
+        if todo:
+            # A crash between the attribute write and consolidation leaves the layout
+            # current but the consolidated copy stale: refresh it (same bytes if current).
+            _consolidate(store)
+            group = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
+            # Pipeline: `batch_size` threads assemble upcoming steps while this thread
+            # writes finished ones in time order; at most 2 x batch_size steps are held.
+            with ThreadPoolExecutor(max_workers=batch_size) as pool:
+                pending: deque = deque()
+                queue = iter(todo)
+                for i in itertools.islice(queue, 2 * batch_size):
+                    pending.append((i, pool.submit(read_step, steps[i], tile, band_names, options)))
+                while pending:
+                    i, future = pending.popleft()
+                    data = future.result()
+                    nxt = next(queue, None)
+                    if nxt is not None:
+                        pending.append(
+                            (nxt, pool.submit(read_step, steps[nxt], tile, band_names, options))
+                        )
+                    _write_step(group, i, data, band_names, qa_vars, tile, options)
+                    group["time_complete"][i] = True
+                    record.steps_written.append(f"{steps[i].time}/{steps[i].platform}")
+                    record.asset_errors.extend(
+                        {**e, "time": str(steps[i].time)} for e in data.errors
+                    )
+                    del data
+    return record
+
+
+def _write_step(group, i, data, band_names, qa_vars, tile, options) -> None:
+    shape = tile.shape
+    for name in band_names:
+        enc = variable_encoding(name, sar_db=options.sar_db)
+        values = data.bands.get(name)
+        if values is None:
+            values = np.full(shape, np.nan, np.float32)
+        group[name][i] = pack(values, enc)
+    for name in qa_vars:
+        enc = variable_encoding(name)
+        group[name][i] = data.qa.get(name, np.full(shape, enc.fill, np.uint8))
+
+
+def _root_attrs(
+    tile: Tile, steps: Sequence[TimeStep], options: CubeOptions, parameters: dict
+) -> dict:
+    return {
+        "Conventions": "CF-1.8",
+        "coordinates": "spatial_ref",
+        "title": f"geoproc analysis-ready cube, tile {tile.id}",
+        "geoproc:layout_version": LAYOUT_VERSION,
+        "geoproc:tile": tile.id,
+        "geoproc:tile_size_px": tile.tile_size_px,
+        "geoproc:resolution": tile.resolution,
+        "geoproc:software_version": __version__,
+        "geoproc:parameters": {**parameters, **options.to_attrs()},
+        "geoproc:source_items": [s.item_ids for s in steps],
+        "geoproc:completion": "time_complete[i] is true once every chunk of step i is written",
+    }
+
+
+def completed_step_keys(location: storage.Location) -> set[tuple[int, str]]:
+    """(time in s, platform) of the steps a cube store holds complete; empty when unfinished.
+
+    Reads the layout without consolidated metadata, as the builder does, so a store whose
+    writer was killed between the template and its consolidation counts as "nothing done"
+    instead of failing every resume.
+    """
+    existing = _read_existing(storage.zarr_store(location, read_only=True))
+    if existing is None:
+        return set()
+    return {k for k, c in zip(existing["keys"], existing["complete"], strict=True) if c}
+
+
+def _read_existing(store) -> dict | None:
+    try:
+        group = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=False)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError, ValueError):
+        return None
+    attrs = dict(group.attrs)
+    if attrs.get("geoproc:layout_version") != LAYOUT_VERSION or "time" not in group:
+        return None  # a layout write was interrupted before it finished: start over
+    try:
+        seconds = group["time"][:].astype(np.int64)
+        platform = group["platform"][:].astype(str)
+        complete = group["time_complete"][:].astype(bool)
+        atmos = {a: group[a][:] for a in ATMOS_VARIABLES}
+    except Exception:  # noqa: BLE001 - a torn marker chunk means nothing can be trusted complete
+        return None
+    sources = attrs.get("geoproc:source_items", [])
+    n = len(sources)
+    keys = [(int(t), str(p)) for t, p in zip(seconds[:n], platform[:n], strict=True)]
+    steps = [
+        TimeStep(np.datetime64(int(t), "s"), str(p), "", tuple({"id": i} for i in ids))
+        for (t, p), ids in zip(keys, sources, strict=True)
+    ]
+    return {
+        "attrs": attrs,
+        "keys": keys,
+        "steps": steps,
+        "complete": complete[:n] if len(complete) >= n else np.zeros(n, bool),
+        "variables": sorted(k for k in group.array_keys()),
+        "atmos": {a: v[:n] for a, v in atmos.items()},
+    }
+
+
+def _check_compatible(existing, tile, band_names, qa_vars, location) -> None:
+    attrs = existing["attrs"]
+    if (
+        attrs.get("geoproc:tile_size_px") != tile.tile_size_px
+        or attrs.get("geoproc:resolution") != tile.resolution
+    ):
+        raise StoreError(
+            f"{location.url} was built with --tile-size {attrs.get('geoproc:tile_size_px')} at "
+            f"{attrs.get('geoproc:resolution')} m; pass the same values or a new --out."
+        )
+    missing = set(band_names) | set(qa_vars)
+    missing -= set(existing["variables"])
+    if missing:
+        raise StoreError(
+            f"{location.url} has no variables {sorted(missing)}: build with the same --collections "
+            "and --bands as before, or use a new --out."
+        )
+
+
+def _merge_time_axis(
+    old: list[TimeStep], complete: np.ndarray, new: Sequence[TimeStep]
+) -> tuple[list[TimeStep], list[dict]]:
+    """Existing steps keep their place; new steps may only follow the last one (append).
+
+    An existing step that is not complete is rebuilt from this search's items.
+    """
+    old_keys = {s.key for s in old}
+    fresh = {s.key: s for s in new}
+    last = old[-1].key if old else None
+    merged = [s if complete[i] or s.key not in fresh else fresh[s.key] for i, s in enumerate(old)]
+    refused = []
+    for s in new:
+        if s.key in old_keys:
+            continue
+        if last is not None and s.key <= last:
+            refused.append(
+                {"time": str(s.time), "platform": s.platform, "items": s.item_ids,
+                 "reason": "earlier than the store's last step; build a new --out to include it"}
+            )  # fmt: skip
+            continue
+        merged.append(s)
+    return merged, refused
+
+
+def _write_layout(store, tile, steps, band_names, qa_vars, options, attrs, existing) -> None:
+    """Metadata for the full time axis + 1-D variables + attrs + consolidated metadata."""
+    n = len(steps)
+    if existing is None:
+        _write_template(store, tile, steps, band_names, qa_vars, options)
+    group = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
+    for name in [*band_names, *qa_vars]:
+        arr = group[name]
+        if arr.shape[0] != n:
+            arr.resize((n, *arr.shape[1:]))
+    one_d = _one_d_values(steps, existing)
+    for name, values in one_d.items():
+        arr = group[name]
+        if arr.shape[0] != n:
+            arr.resize((n,))
+        arr[:] = values
+    group.attrs.put(attrs)
+    _consolidate(store)
+
+
+def _consolidate(store) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zarr.consolidate_metadata(store, zarr_format=3)
+
+
+def _one_d_values(steps, existing) -> dict[str, np.ndarray]:
+    n = len(steps)
+    complete = np.zeros(n, bool)
+    if existing is not None:
+        m = min(n, len(existing["complete"]))
+        complete[:m] = existing["complete"][:m]
+    atmos = {a: np.full(n, np.nan, np.float32) for a in ATMOS_VARIABLES}
+    for i, s in enumerate(steps):
+        if s.collection:
+            for a, v in atmosphere_of(s).items():
+                atmos[a][i] = v
+        elif existing is not None:  # a step read back from the store: keep its stored values
+            for a in ATMOS_VARIABLES:
+                atmos[a][i] = existing["atmos"][a][i]
+    return {
+        "time": np.array([s.key[0] for s in steps], np.int64),
+        "platform": np.array([s.platform for s in steps], "<U3"),
+        "time_complete": complete,
+        **atmos,
+    }
+
+
+def _write_template(store, tile, steps, band_names, qa_vars, options) -> None:
+    n = len(steps)
+    shape = (n, *tile.shape)
+    chunks = (1, min(CHUNK_YX, tile.tile_size_px), min(CHUNK_YX, tile.tile_size_px))
+    data, encoding = {}, {}
+    for name in [*band_names, *qa_vars]:
+        enc = variable_encoding(name, sar_db=options.sar_db)
+        dtype = np.uint8 if enc.dtype == "uint8" else np.float32
+        data[name] = xr.Variable(
+            ("time", "y", "x"), da.zeros(shape, dtype, chunks=chunks), enc.attrs
+        )
+        e = {"dtype": enc.dtype, "chunks": chunks, "_FillValue": enc.fill, "fill_value": enc.fill}
+        if name in qa_vars:
+            # QA stays uint8 when opened (bit tests need integers): the fill is the Zarr
+            # fill_value and the `geoproc:fill_value` attribute, not a CF _FillValue.
+            e["_FillValue"] = None
+        if enc.packed:
+            e.update(scale_factor=enc.scale, add_offset=enc.offset)
+        encoding[name] = e
+    for name in ATMOS_VARIABLES:
+        enc = variable_encoding(name)
+        data[name] = xr.Variable(("time",), np.full(n, np.nan, np.float32), enc.attrs)
+        encoding[name] = {"chunks": (CHUNK_TIME_1D,), "_FillValue": np.nan, "fill_value": np.nan}
+    data["time_complete"] = xr.Variable(
+        ("time",), np.zeros(n, bool), {"long_name": "all chunks of this time step are written"}
+    )
+    encoding["time_complete"] = {"chunks": (CHUNK_TIME_1D,)}
+    coords = {
+        "time": ("time", np.array([s.key[0] for s in steps], "datetime64[s]").astype("datetime64[ns]"),
+                 {"standard_name": "time", "long_name": "acquisition time (UTC)"}),
+        "platform": ("time", np.array([s.platform for s in steps], "<U3"), {"long_name": "platform group"}),
+        "y": ("y", tile.y_coords, {"standard_name": "projection_y_coordinate", "units": "m"}),
+        "x": ("x", tile.x_coords, {"standard_name": "projection_x_coordinate", "units": "m"}),
+    }  # fmt: skip
+    encoding["time"] = {"units": "seconds since 1970-01-01", "calendar": "proleptic_gregorian",
+                        "dtype": "int64", "chunks": (CHUNK_TIME_1D,)}  # fmt: skip
+    encoding["platform"] = {"chunks": (CHUNK_TIME_1D,)}
+    ds = xr.Dataset(data, coords=coords)
+    ds = ds.rio.write_crs(tile.crs).rio.write_transform(tile.transform)
+    for name in ds.data_vars:
+        ds[name].attrs.pop("grid_mapping", None)
+        encoding[name]["grid_mapping"] = "spatial_ref"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.to_zarr(
+            store, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding
+        )
+
+
+@contextlib.contextmanager
+def store_lock(location: storage.Location) -> Iterator[None]:
+    """Hold ``{store}.lock`` for the duration; refuse if a live build holds it."""
+    lock = storage.Location(location.scheme, location.path + ".lock")
+    me = {"host": socket.gethostname(), "pid": os.getpid()}
+    body = json.dumps(me).encode()
+    if lock.scheme == "file":
+        os.makedirs(os.path.dirname(lock.path), exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(lock.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                _take_over_if_stale(lock)
+                continue
+            with os.fdopen(fd, "wb") as f:
+                f.write(body)
+            break
+        else:
+            raise StoreLockedError(
+                f"Could not take the lock {lock.path}; remove it if no build runs."
+            )
+    else:
+        fs, path = storage.filesystem(lock)
+        if fs.exists(path):
+            _take_over_if_stale(lock)
+        fs.pipe_file(path, body)
+    try:
+        yield
+    finally:
+        fs, path = storage.filesystem(lock)
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(path)
+
+
+def _take_over_if_stale(lock: storage.Location) -> None:
+    try:
+        holder = json.loads(storage.read_bytes(lock))
+    except (FileNotFoundError, ValueError):
+        holder = {}
+    host, pid = holder.get("host"), holder.get("pid")
+    if host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
+        log.warning("taking over the lock %s left by dead process %s", lock.url, pid)
+        fs, path = storage.filesystem(lock)
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(path)
+        return
+    raise StoreLockedError(
+        f"Another build (host {host}, pid {pid}) is writing this cube: wait for it to finish, or "
+        f"if no build is running delete the lock {lock.url} and run again."
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def build_parameters(
+    collections: Sequence[str], *, options: CubeOptions, start, end, max_cloud_cover: float
+) -> tuple[list[str], list[str], dict]:
+    """(band variables, QA variables, provenance parameters) of a cube build.
+
+    One definition for the CLI's `cube build` and the pipeline, so both write the same
+    root attributes and a store built by one is extended, not rewritten, by the other.
+    """
+    from geoproc.catalog.sensors import profile_for
+    from geoproc.cube.assemble import cube_band_names, qa_names
+
+    canonical = [profile_for(c).collection for c in collections]
+    names = cube_band_names(canonical, options)
+    parameters = {
+        "collections": canonical,
+        "start": str(start),
+        "end": str(end),
+        "max_cloud_cover": float(max_cloud_cover),
+        "bands": names,
+    }
+    return names, qa_names(canonical), parameters
+
+
+def build_cubes(
+    catalog: str,
+    *,
+    collections: Sequence[str],
+    aoi,
+    start: str,
+    end: str,
+    out: str,
+    tile_size_px: int = 1024,
+    resolution: float = 30.0,
+    max_cloud_cover: float = 80.0,
+    options: CubeOptions | None = None,
+    batch_size: int = 2,
+    page_size: int = 100,
+) -> dict:
+    """Plan, search, assemble and persist cubes for an AOI; return the run record.
+
+    Tiles are built one after another; within a tile ``batch_size`` threads assemble steps
+    while the caller's thread writes them in time order (at most 2 x batch_size steps in
+    memory), so peak memory depends on the tile size and batch, not on the AOI or dates.
+    """
+    from geoproc.catalog.search import search_tiles
+    from geoproc.catalog.sensors import profile_for
+    from geoproc.errors import NoDataError
+    from geoproc.grid import tiles_for_aoi
+
+    options = options or CubeOptions()
+    for collection in collections:  # unknown collections fail before any search
+        profile_for(collection)
+    tiles = tiles_for_aoi(aoi, tile_size_px=tile_size_px, resolution=resolution)
+    found = search_tiles(
+        catalog, tiles, collections=collections, start=start, end=end,
+        max_cloud_cover=max_cloud_cover, page_size=page_size,
+    )  # fmt: skip
+    names, qas, parameters = build_parameters(
+        collections, options=options, start=start, end=end, max_cloud_cover=max_cloud_cover
+    )
+    record = {"out": storage.parse_url(out).url, "search": found.to_record(), "tiles": {}}
+    built = 0
+    for tile in tiles:
+        steps = found.tiles[tile.id].steps
+        if not steps and not storage.exists(cube_location(out, tile.id)):
+            record["tiles"][tile.id] = {"tile": tile.id, "status": "no data"}
+            continue
+        result = build_tile_store(
+            out, tile, steps, band_names=names, qa_vars=qas, options=options,
+            parameters=parameters, batch_size=batch_size,
+        )  # fmt: skip
+        record["tiles"][tile.id] = {"status": "built", **result.__dict__}
+        built += 1
+    if not built:
+        raise NoDataError(
+            f"The catalog returned no usable scenes for {', '.join(collections)} between {start} and "
+            f"{end} over {len(tiles)} tile(s) ({found.found} found, {len(found.dropped)} dropped): "
+            "widen --start/--end, --aoi or --max-cloud-cover."
+        )
+    return record

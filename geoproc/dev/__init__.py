@@ -1,0 +1,1 @@
+"""What develops or demonstrates geoproc (sample archive, local stack, STAC test server, benchmarks, synthetic cubes), kept apart from the pipeline."""

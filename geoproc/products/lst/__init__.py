@@ -1,0 +1,601 @@
+"""Land surface temperature (LST) from thermal brightness temperature, per scene.
+
+Method: emissivity from NDVI thresholds (NDVI-THM, Sobrino et al. 2004, 2008) with water and
+snow/ice given library emissivities from the Fmask bits or NDWI/NDSI (`lst_emissivity`);
+then, per pixel and time step, the best method the inputs allow:
+
+1. inversion of the radiative transfer equation when the band atmosphere (tau, Lu, Ld) is
+   known (`lst_rte`; as in the Landsat Collection 2 ST product, Cook et al. 2014);
+2. else the Landsat 8 split-window when `lwir12` is present (Jimenez-Munoz & Sobrino 2008;
+   Jimenez-Munoz et al. 2014), with the water vapour when known;
+3. else the generalised single-channel method (Jimenez-Munoz et al. 2009, 2014) with the
+   water vapour (a climatological 2 g cm-2, flagged, when none is known).
+
+Inputs are brightness temperatures in KELVIN (`lwir11`, optional `lwir12`); radiances use the
+TIRS K1/K2 constants (`lst_planck`). ``lst_qa`` records per pixel whether it is masked, the
+method, where the atmosphere came from and which emissivity rule applied. Wherever an input
+is masked (NaN) the output is NaN: no value is guessed.
+
+Clouds Fmask missed are screened (`lst_cloud_screen`: Fmask-style spectral and temperature
+tests, Zhu & Woodcock 2012) and set to nodata with the ``residual_cloud`` bit; the
+uncertainty grows near Fmask clouds as in the USGS C2 ST_QA (Laraby & Schott 2018), and
+pixels within ``near_cloud_m`` carry the ``near_cloud`` bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from geoproc.catalog.sensors import DEFAULT_FMASK_MASKED, FMASK_BITS, FMASK_NODATA
+from geoproc.errors import UsageError
+from geoproc.products.base import ProductSpec, VariableSpec, apply_output_attrs
+from geoproc.products.lst import emissivity as emis
+from geoproc.products.lst.cloud_screen import (
+    CloudScreen,
+    cloud_distance,
+    near_cloud_sigma,
+    residual_cloud,
+)
+from geoproc.products.lst.planck import thermal_band
+from geoproc.products.lst.rte import AtmosphereUncertainty, invert_rte, rte_uncertainty
+from geoproc.products.lst.single_channel import (
+    DEFAULT_WATER_VAPOUR,
+    DEFAULT_WATER_VAPOUR_SIGMA,
+    KNOWN_WATER_VAPOUR_SIGMA,
+    single_channel_lst,
+    single_channel_uncertainty,
+    split_window_lst,
+    split_window_uncertainty,
+)
+
+METHODS = ("auto", "rte", "split_window", "single_channel")
+
+QA_MASKED = 1
+"""Bit 0: no LST (an input is masked or unusable)."""
+QA_METHOD_SHIFT = 1
+"""Bits 1-2: method code, see `METHOD_CODES`."""
+METHOD_CODES = {"rte": 1, "single_channel": 2, "split_window": 3}
+QA_ATMOSPHERE_SHIFT = 3
+"""Bits 3-4: where the atmosphere (RTE) or water vapour (SC, SW) came from."""
+ATMOSPHERE_SOURCES = {"climatology": 1, "dataset": 2, "option": 3}
+"""0 stays free for masked pixels, so CF flag decoding never reads a masked pixel as a source."""
+QA_CLASS_SHIFT = 5
+"""Bits 5-7: emissivity rule, `lst_emissivity.SURFACE_CLASSES` code + 1 (0 for masked)."""
+QA_RESIDUAL_CLOUD = 1 << 8
+"""Bit 8: masked because the residual-cloud screen found a cloud Fmask missed (with bit 0)."""
+QA_NEAR_CLOUD = 1 << 9
+"""Bit 9: valid, but within `CloudScreen.near_cloud_m` of a Fmask cloud (larger uncertainty)."""
+_LAND_CLASSES = (emis.SOIL, emis.MIXED, emis.VEGETATION)
+
+_ATMOS_KEYS = {
+    "transmittance": "atmos_transmittance",
+    "upwelling_radiance": "atmos_upwelling",
+    "downwelling_radiance": "atmos_downwelling",
+}
+
+
+def _qa_flags() -> tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...]]:
+    masks, values, meanings = [QA_MASKED], [QA_MASKED], ["masked"]
+    for name, code in METHOD_CODES.items():
+        masks.append(3 << QA_METHOD_SHIFT)
+        values.append(code << QA_METHOD_SHIFT)
+        meanings.append(f"method_{name}")
+    for name, code in ATMOSPHERE_SOURCES.items():
+        masks.append(3 << QA_ATMOSPHERE_SHIFT)
+        values.append(code << QA_ATMOSPHERE_SHIFT)
+        meanings.append(f"atmosphere_{name}")
+    for code, name in emis.SURFACE_CLASSES.items():
+        masks.append(7 << QA_CLASS_SHIFT)
+        values.append((code + 1) << QA_CLASS_SHIFT)
+        meanings.append(f"emissivity_{name}")
+    for bit, name in ((QA_RESIDUAL_CLOUD, "residual_cloud"), (QA_NEAR_CLOUD, "near_cloud")):
+        masks.append(bit)
+        values.append(bit)
+        meanings.append(name)
+    return tuple(masks), tuple(values), tuple(meanings)
+
+
+_QA_MASKS, _QA_VALUES, _QA_MEANINGS = _qa_flags()
+
+SPEC = ProductSpec(
+    name="lst",
+    version="1.1.0",
+    method=(
+        "NDVI-THM emissivity with water/snow classes (Sobrino et al. 2004, 2008); RTE inversion "
+        "with known atmosphere (Cook et al. 2014), else split-window / generalised single-channel "
+        "(Jimenez-Munoz et al. 2008, 2009, 2014); residual-cloud screen after Fmask's spectral and "
+        "temperature tests (Zhu & Woodcock 2012), near-cloud uncertainty (Laraby & Schott 2018)"
+    ),
+    required_inputs=("lwir11",),
+    optional_inputs=(
+        "lwir12",
+        "blue",
+        "red",
+        "nir08",
+        "green",
+        "swir16",
+        "swir22",
+        "fmask",
+        "emissivity_lwir11",
+        "emissivity_lwir12",
+        "atmos_transmittance_lwir11",
+        "atmos_upwelling_lwir11",
+        "atmos_downwelling_lwir11",
+        "atmos_transmittance_lwir12",
+        "atmos_upwelling_lwir12",
+        "atmos_downwelling_lwir12",
+        "atmos_water_vapour",
+    ),
+    temporal="scene",
+    outputs=(
+        VariableSpec(
+            "lst",
+            "float32",
+            "K",
+            "land surface temperature",
+            fill_value=np.nan,
+            standard_name="surface_temperature",
+            valid_range=(150.0, 400.0),
+        ),
+        VariableSpec(
+            "emissivity", "float32", "1", "surface emissivity of the lwir11 band", fill_value=np.nan
+        ),
+        VariableSpec(
+            "lst_uncertainty", "float32", "K", "one-sigma uncertainty of lst", fill_value=np.nan
+        ),
+        VariableSpec(
+            "lst_qa",
+            "uint16",
+            "1",
+            "lst quality: masked, method, atmosphere source, emissivity rule, residual cloud, "
+            "near cloud",
+            flag_masks=_QA_MASKS,
+            flag_values=_QA_VALUES,
+            flag_meanings=_QA_MEANINGS,
+        ),
+    ),
+)
+
+
+def run(
+    dataset: xr.Dataset,
+    *,
+    method: str = "auto",
+    atmosphere: dict | str | Path | None = None,
+    water_vapour: float | xr.DataArray | None = None,
+    emissivity: float | xr.DataArray | dict | None = None,
+    emissivity_uncertainty: float = 0.01,
+    thermal_constants: str | dict = "landsat8",
+    fmask_masked: tuple[str, ...] = DEFAULT_FMASK_MASKED,
+    ndvi_soil: float = 0.2,
+    ndvi_vegetation: float = 0.5,
+    atmosphere_uncertainty: AtmosphereUncertainty | None = None,
+    cloud_screen: CloudScreen | dict | bool | None = True,
+) -> xr.Dataset:
+    """LST, emissivity, uncertainty and QA for every pixel and time step of `dataset`.
+
+    `atmosphere` (dict or JSON file) overrides the dataset's ``atmos_*`` variables; it takes
+    the STAC ``geoproc:atmosphere`` shape ``{"lwir11": {"transmittance", "upwelling_radiance",
+    "downwelling_radiance"}, "lwir12": {...}, "water_vapour": g/cm2}``. `emissivity` (a value,
+    a DataArray, or ``{"lwir11": ..., "lwir12": ...}``) replaces NDVI-THM, e.g. with ASTER GED.
+    `cloud_screen` (True for the defaults, a `CloudScreen` or its fields as a dict, False to
+    turn it off) masks clouds Fmask missed and widens the uncertainty near clouds.
+    """
+    ds = _check_dataset(dataset, method)
+    bands = {b: thermal_band(b, constants=thermal_constants) for b in ("lwir11", "lwir12")}
+    if not -1.0 < ndvi_soil < ndvi_vegetation < 1.0:
+        raise UsageError(
+            f"NDVI thresholds must satisfy -1 < ndvi_soil < ndvi_vegetation < 1; got "
+            f"ndvi_soil={ndvi_soil}, ndvi_vegetation={ndvi_vegetation} (Sobrino 2008: 0.2, 0.5)."
+        )
+    thresholds = emis.NdviThresholds(ndvi_soil=ndvi_soil, ndvi_vegetation=ndvi_vegetation)
+    atm_sigma = atmosphere_uncertainty or AtmosphereUncertainty()
+    screen = _cloud_screen(cloud_screen)
+
+    bt11 = _brightness_temperature(ds, "lwir11")
+    has12 = "lwir12" in ds
+    bt12 = _brightness_temperature(ds, "lwir12") if has12 else None
+    qa_ok = _fmask_clear(ds, fmask_masked)
+
+    eps, sigma, classes, surface = _emissivities(
+        ds, emissivity, emissivity_uncertainty, thresholds, has12
+    )
+    atm = _atmosphere(ds, atmosphere, water_vapour)
+
+    rte_ok = _finite(
+        atm["transmittance_lwir11"], atm["upwelling_lwir11"], atm["downwelling_lwir11"]
+    )
+    w_known = _finite(atm["water_vapour"])
+    w = xr.where(w_known, atm["water_vapour"], DEFAULT_WATER_VAPOUR)
+    w_sigma = xr.where(w_known, KNOWN_WATER_VAPOUR_SIGMA, DEFAULT_WATER_VAPOUR_SIGMA)
+    w_source = xr.where(w_known, atm["water_vapour_source"], ATMOSPHERE_SOURCES["climatology"])
+
+    rte_args = {
+        "transmittance": atm["transmittance_lwir11"],
+        "upwelling": atm["upwelling_lwir11"],
+        "downwelling": atm["downwelling_lwir11"],
+        "band": bands["lwir11"],
+    }
+    sw_possible = has12 and "lwir12" in eps
+    if method == "split_window" and not sw_possible:
+        raise UsageError(
+            "method='split_window' needs an lwir12 band and its emissivity; add lwir12 (and "
+            "red/nir08 or emissivity['lwir12']) to the dataset or use method='auto'."
+        )
+    sw_ok = _finite(bt12, eps["lwir12"]) if sw_possible else xr.zeros_like(bt11, dtype=bool)
+    wanted = _methods_needed(method, rte_ok, sw_possible)
+    # Each candidate is built only when it can be chosen: a fully known atmosphere skips
+    # the fallbacks (a third of the work on large tiles).
+    builders = {
+        "rte": lambda: (
+            invert_rte(bt11, eps["lwir11"], **rte_args),
+            rte_uncertainty(
+                bt11, eps["lwir11"], sigma["lwir11"], atmosphere_sigma=atm_sigma, **rte_args
+            ),
+            atm["rte_source"],
+        ),
+        "single_channel": lambda: (
+            single_channel_lst(bt11, eps["lwir11"], w, band=bands["lwir11"]),
+            single_channel_uncertainty(
+                bt11, eps["lwir11"], sigma["lwir11"], w, w_sigma, band=bands["lwir11"]
+            ),
+            w_source,
+        ),
+        "split_window": lambda: (
+            split_window_lst(bt11, bt12, eps["lwir11"], eps["lwir12"], w),
+            split_window_uncertainty(
+                eps["lwir11"], eps["lwir12"], sigma["lwir11"], sigma["lwir12"], w, w_sigma
+            ),
+            w_source,
+        ),
+    }
+    candidates = {name: builders[name]() for name in wanted}
+
+    choice = _choose_method(method, rte_ok, sw_ok, bt11)
+    lst = xr.full_like(bt11, np.nan)
+    unc = xr.full_like(bt11, np.nan)
+    code = xr.zeros_like(bt11, dtype="uint8")
+    source = xr.zeros_like(bt11, dtype="uint8")
+    for name, (values, uncertainty, src) in candidates.items():
+        use = choice == METHOD_CODES[name]
+        lst = xr.where(use, values, lst)
+        unc = xr.where(use, uncertainty, unc)
+        code = xr.where(use, METHOD_CODES[name], code)
+        source = xr.where(use, src, source)
+
+    valid = qa_ok & _finite(lst, unc, eps["lwir11"]) & (lst > 150.0) & (lst < 400.0)
+    cloud_residual, near = _screen_clouds(ds, bt11, surface, screen)
+    if near is not None:
+        unc = np.sqrt(unc**2 + near_cloud_sigma(near, screen=screen) ** 2)
+    qa = (
+        (code.astype("uint16") << QA_METHOD_SHIFT)
+        | (source.fillna(0).astype("uint16") << QA_ATMOSPHERE_SHIFT)
+        | ((classes.fillna(-1) + 1).astype("uint16") << QA_CLASS_SHIFT)
+    )
+    if near is not None:
+        qa = qa | xr.where(near < screen.near_cloud_m, QA_NEAR_CLOUD, 0).astype("uint16")
+    residual_masked = valid & cloud_residual
+    valid = valid & ~cloud_residual
+    masked_qa = xr.where(residual_masked, QA_MASKED | QA_RESIDUAL_CLOUD, QA_MASKED)
+    qa = xr.where(valid, qa, masked_qa).astype("uint16")
+    out = xr.Dataset(
+        {
+            "lst": lst.where(valid).astype("float32"),
+            "emissivity": eps["lwir11"].where(valid).astype("float32"),
+            "lst_uncertainty": unc.where(valid).astype("float32"),
+            "lst_qa": qa,
+        }
+    )
+    out = out.transpose(*bt11.dims)
+    for name in out.data_vars:
+        out[name].attrs = {}  # inputs' attrs (Fmask flags, BT names) must not leak into outputs
+        if "grid_mapping" in ds["lwir11"].attrs:
+            out[name].attrs["grid_mapping"] = ds["lwir11"].attrs["grid_mapping"]
+    params = {
+        "method": method,
+        "thermal_constants": thermal_constants if isinstance(thermal_constants, str) else "custom",
+        "ndvi_soil": ndvi_soil,
+        "ndvi_vegetation": ndvi_vegetation,
+        "atmosphere": atmosphere if isinstance(atmosphere, (dict, str, Path)) else None,
+        "water_vapour": water_vapour if isinstance(water_vapour, (int, float)) else None,
+        "emissivity": "option" if emissivity is not None else None,
+        "fmask_masked": list(fmask_masked),
+        "cloud_screen": dataclasses.asdict(screen) if screen is not None else None,
+    }
+    return apply_output_attrs(out, SPEC, params)
+
+
+def _check_dataset(dataset, method: str) -> xr.Dataset:
+    if not isinstance(dataset, xr.Dataset):
+        raise UsageError(
+            f"LST needs an xarray.Dataset with common band names, got {type(dataset).__name__}."
+        )
+    if method not in METHODS:
+        raise UsageError(f"Unknown LST method {method!r}; use one of {', '.join(METHODS)}.")
+    if "lwir11" not in dataset:
+        raise UsageError(
+            "LST needs the thermal band 'lwir11' (TOA brightness temperature in kelvin); "
+            f"the dataset has {', '.join(map(str, dataset.data_vars)) or 'no variables'}."
+        )
+    return dataset
+
+
+def _brightness_temperature(ds: xr.Dataset, name: str) -> xr.DataArray:
+    """BT in kelvin as float64; values outside 150-400 K cannot be a brightness temperature."""
+    bt = ds[name].astype("float64")
+    if bt.chunks is None:
+        finite = bt.values[np.isfinite(bt.values)]
+        if finite.size and float(np.median(finite)) < 150.0:
+            raise UsageError(
+                f"{name!r} must be brightness temperature in kelvin; its median is "
+                f"{float(np.median(finite)):.2f} (degrees Celsius? add 273.15)."
+            )
+    return bt.where((bt > 150.0) & (bt < 400.0))
+
+
+def _fmask_clear(ds: xr.Dataset, masked_bits: tuple[str, ...]) -> xr.DataArray | bool:
+    """False where Fmask flags one of `masked_bits` (cloud, shadow by default).
+
+    Fmask fill (255, or NaN) means "no QA here" (e.g. a Sentinel-2 step in a mixed cube),
+    not "bad pixel": masking is then left to the NaNs of the bands, as the cube set them.
+    """
+    if "fmask" not in ds:
+        return True
+    unknown = [b for b in masked_bits if b not in FMASK_BITS]
+    if unknown:
+        raise UsageError(f"Unknown Fmask bits {unknown}; use names from {', '.join(FMASK_BITS)}.")
+    fm = ds["fmask"]
+    bits = fm.fillna(FMASK_NODATA).astype("uint16")
+    mask = sum(1 << FMASK_BITS[b] for b in masked_bits)
+    return (bits == FMASK_NODATA) | ((bits & mask) == 0)
+
+
+def _emissivities(ds, option, option_sigma, thresholds, has12):
+    """Per-band emissivity and sigma, and the per-pixel class code used for the QA."""
+    eps, sigma = {}, {}
+    bands = ("lwir11", "lwir12") if has12 else ("lwir11",)
+    provided = {}
+    for band in bands:
+        value = (
+            option.get(band) if isinstance(option, dict) else (option if band == "lwir11" else None)
+        )
+        if value is None and f"emissivity_{band}" in ds:
+            value = ds[f"emissivity_{band}"]
+        if value is not None:
+            provided[band] = _provided_emissivity(value, band)
+    have_reflectance = "red" in ds and "nir08" in ds
+    if "lwir11" not in provided and not have_reflectance:
+        raise UsageError(
+            "LST needs emissivity: add 'red' and 'nir08' reflectance to the dataset, an "
+            "'emissivity_lwir11' variable, or pass emissivity=... ."
+        )
+    classes = None
+    if have_reflectance:
+        optional = {k: ds[k] for k in ("green", "swir16", "fmask") if k in ds}
+        classes = emis.surface_classes(
+            red=ds["red"], nir08=ds["nir08"], thresholds=thresholds, **optional
+        )
+    for band in bands:
+        if band in provided:
+            eps[band] = provided[band]
+            sigma[band] = xr.full_like(ds["lwir11"], option_sigma, dtype="float64").where(
+                np.isfinite(provided[band])
+            )
+        elif classes is not None:
+            eps[band], sigma[band] = emis.emissivity_for_classes(
+                classes, ds["red"], ds["nir08"], band=band, thresholds=thresholds
+            )
+    surface = classes
+    if "lwir11" in provided:
+        classes = xr.full_like(ds["lwir11"], emis.PROVIDED, dtype="float64")
+    return eps, sigma, classes, surface
+
+
+def _cloud_screen(option) -> CloudScreen | None:
+    if option is True:
+        return CloudScreen()
+    if option is False or option is None:
+        return None
+    if isinstance(option, CloudScreen):
+        return option
+    if isinstance(option, dict):
+        fields = {f.name for f in dataclasses.fields(CloudScreen)}
+        unknown = sorted(set(option) - fields)
+        if unknown:
+            raise UsageError(
+                f"Unknown cloud_screen fields {unknown}; use {', '.join(sorted(fields))}."
+            )
+        return CloudScreen(**option)
+    raise UsageError(
+        f"cloud_screen must be True, False, a CloudScreen or a dict of its fields; got {option!r}."
+    )
+
+
+def _screen_clouds(ds: xr.Dataset, bt11: xr.DataArray, surface, screen: CloudScreen | None):
+    """(residual cloud mask, distance to Fmask cloud in m or None) for `screen`."""
+    no_cloud = xr.zeros_like(bt11, dtype=bool)
+    if screen is None:
+        return no_cloud, None
+    near = None
+    if "fmask" in ds and bt11.ndim >= 2:
+        near = cloud_distance(ds["fmask"], pixel_size_m=_pixel_size(ds, bt11))
+    if surface is None or "blue" not in ds or "red" not in ds or bt11.ndim < 2:
+        return no_cloud, near  # no land classes or no HOT: the spectral tests cannot run
+    land = surface.isin(_LAND_CLASSES)
+    optional = {k: ds[k] for k in ("green", "nir08", "swir16", "swir22") if k in ds}
+    found = residual_cloud(
+        bt11, blue=ds["blue"], red=ds["red"], land=land, screen=screen, **optional
+    )
+    return found, near
+
+
+def _pixel_size(ds: xr.Dataset, bt11: xr.DataArray) -> float:
+    """Pixel size (m) from the x coordinate spacing; 30 m (HLS) when it cannot be read."""
+    xdim = bt11.dims[-1]
+    if xdim in ds.coords and ds.sizes[xdim] > 1:
+        step = abs(float(ds[xdim].values[1] - ds[xdim].values[0]))
+        if step > 0:
+            return step
+    return 30.0
+
+
+def _provided_emissivity(value, band: str):
+    arr = value if isinstance(value, xr.DataArray) else xr.DataArray(float(value))
+    if arr.chunks is None:
+        finite = arr.values[np.isfinite(arr.values)]
+        if finite.size and (finite.min() <= 0.5 or finite.max() > 1.0):
+            raise UsageError(
+                f"Emissivity for {band} must lie in (0.5, 1]; got {finite.min():.4g}..{finite.max():.4g} "
+                "(scaled integers? apply the scale factor)."
+            )
+    return arr.astype("float64").where((arr > 0.5) & (arr <= 1.0))
+
+
+def _atmosphere(ds: xr.Dataset, option, water_vapour) -> dict:
+    """Band atmosphere and water vapour: the `atmosphere` option wins over dataset variables."""
+    user = _parse_atmosphere(option)
+    if water_vapour is not None:
+        user["water_vapour"] = water_vapour
+    atm: dict = {}
+    rte_source = None
+    for band in ("lwir11", "lwir12"):
+        for key, var in _ATMOS_KEYS.items():
+            name = f"{var.split('_', 1)[1]}_{band}"
+            from_ds = ds[f"{var}_{band}"].astype("float64") if f"{var}_{band}" in ds else np.nan
+            value = user.get(band, {}).get(key)
+            atm[name] = _as_array(value) if value is not None else from_ds
+    option_has_rte = all(user.get("lwir11", {}).get(k) is not None for k in _ATMOS_KEYS)
+    rte_source = ATMOSPHERE_SOURCES["option" if option_has_rte else "dataset"]
+    atm["rte_source"] = rte_source
+    if user.get("water_vapour") is not None:
+        atm["water_vapour"] = _as_array(user["water_vapour"])
+        atm["water_vapour_source"] = ATMOSPHERE_SOURCES["option"]
+    else:
+        atm["water_vapour"] = (
+            ds["atmos_water_vapour"].astype("float64") if "atmos_water_vapour" in ds else np.nan
+        )
+        atm["water_vapour_source"] = ATMOSPHERE_SOURCES["dataset"]
+    _check_atmosphere_ranges(atm)
+    return atm
+
+
+def _parse_atmosphere(option) -> dict:
+    if option is None:
+        return {}
+    if isinstance(option, (str, Path)):
+        path = Path(option)
+        try:
+            option = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise UsageError(
+                f"Atmosphere file {str(path)!r} does not exist; pass an existing JSON file."
+            ) from exc
+        except json.JSONDecodeError as exc:
+            raise UsageError(
+                f"Atmosphere file {str(path)!r} is not valid JSON ({exc.msg}); fix the file."
+            ) from exc
+    if not isinstance(option, dict):
+        raise UsageError(
+            "atmosphere must be a dict or a JSON file path like the STAC 'geoproc:atmosphere' property."
+        )
+    option = option.get("geoproc:atmosphere", option)
+    unknown = set(option) - {"lwir11", "lwir12", "water_vapour", "source", "units"}
+    if unknown:
+        raise UsageError(
+            f"Unknown atmosphere keys {sorted(unknown)}; use 'lwir11', 'lwir12' (each with "
+            "'transmittance', 'upwelling_radiance', 'downwelling_radiance') and 'water_vapour'."
+        )
+    for band in ("lwir11", "lwir12"):
+        sub = option.get(band, {})
+        bad = set(sub) - set(_ATMOS_KEYS)
+        if bad:
+            raise UsageError(
+                f"Unknown atmosphere keys for {band}: {sorted(bad)}; use {', '.join(_ATMOS_KEYS)}."
+            )
+        present = [k for k in _ATMOS_KEYS if sub.get(k) is not None]
+        if present and len(present) != len(_ATMOS_KEYS):
+            raise UsageError(
+                f"atmosphere[{band!r}] needs all of {', '.join(_ATMOS_KEYS)}; it has {', '.join(present)}."
+            )
+    return option
+
+
+def _check_atmosphere_ranges(atm: dict) -> None:
+    limits = {
+        "transmittance_lwir11": (0.0, 1.0),
+        "transmittance_lwir12": (0.0, 1.0),
+        "upwelling_lwir11": (0.0, 20.0),
+        "upwelling_lwir12": (0.0, 20.0),
+        "downwelling_lwir11": (0.0, 20.0),
+        "downwelling_lwir12": (0.0, 20.0),
+        "water_vapour": (0.0, 10.0),
+    }
+    for name, (lo, hi) in limits.items():
+        value = atm[name]
+        if isinstance(value, xr.DataArray) and value.chunks is not None:
+            continue
+        arr = np.asarray(value, dtype="float64")
+        finite = arr[np.isfinite(arr)]
+        if finite.size and (
+            finite.min() < lo
+            or finite.max() > hi
+            or (name.startswith("trans") and finite.min() == 0)
+        ):
+            unit = (
+                "g cm-2"
+                if name == "water_vapour"
+                else ("" if name.startswith("trans") else "W m-2 sr-1 um-1")
+            )
+            raise UsageError(
+                f"Atmosphere {name} must lie in ({lo}, {hi}] {unit}; got {finite.min():.4g}..{finite.max():.4g}."
+            )
+
+
+def _as_array(value):
+    return (
+        value.astype("float64") if isinstance(value, xr.DataArray) else xr.DataArray(float(value))
+    )
+
+
+def _finite(*arrays) -> xr.DataArray:
+    ok = True
+    for a in arrays:
+        ok = ok & np.isfinite(a if isinstance(a, xr.DataArray) else xr.DataArray(a))
+    return ok
+
+
+def _methods_needed(method: str, rte_ok, sw_possible: bool) -> tuple[str, ...]:
+    """Methods that can be chosen somewhere: all fallbacks unless the atmosphere is known everywhere."""
+    if method != "auto":
+        return (method,)
+    eager = not isinstance(rte_ok, xr.DataArray) or rte_ok.chunks is None
+    if eager and bool(np.all(rte_ok)):
+        return ("rte",)
+    return ("rte", "split_window", "single_channel") if sw_possible else ("rte", "single_channel")
+
+
+def _choose_method(method: str, rte_ok, sw_ok, bt11) -> xr.DataArray:
+    """Per-pixel method code: the requested one, or for `auto` RTE > split-window > single-channel."""
+    if method == "rte":
+        if not bool(np.any(rte_ok)):
+            raise UsageError(
+                "method='rte' needs the lwir11 atmosphere (transmittance, upwelling, downwelling); "
+                "pass atmosphere=... or use method='auto'."
+            )
+        choice = xr.where(rte_ok, METHOD_CODES["rte"], 0)
+    elif method == "split_window":
+        choice = xr.where(sw_ok, METHOD_CODES["split_window"], 0)
+    elif method == "single_channel":
+        choice = xr.full_like(bt11, METHOD_CODES["single_channel"], dtype="uint8")
+    else:
+        choice = xr.where(
+            rte_ok,
+            METHOD_CODES["rte"],
+            xr.where(sw_ok, METHOD_CODES["split_window"], METHOD_CODES["single_channel"]),
+        )
+    return xr.broadcast(choice, bt11)[0]
