@@ -39,7 +39,7 @@ stack-down:
 	./infra/local/down.sh
 
 test-e2e: install
-	$(BIN)/python -m pytest -q -m slow tests/test_infra_stack_e2e.py
+	$(BIN)/python -m pytest -q -m slow tests/infra/test_infra_stack_e2e.py
 
 lint: install
 	$(BIN)/ruff check .
