@@ -4,7 +4,10 @@ Validators such as stac-validator and pystac fetch schemas over the network, whi
 production sandboxes and CI here cannot reach. This module validates an Item, Collection
 or Catalog against the core schema of its `stac_version` and every schema listed in its
 `stac_extensions`, resolving each `https://HOST/PATH` from `<schema root>/HOST/PATH`.
-The root is `GEOPROC_STAC_SCHEMAS` or the `shared/stac-schemas` folder beside the checkout.
+The root is `GEOPROC_STAC_SCHEMAS` when set (a folder laid out the same way, for schemas
+geoproc does not ship), else `geoproc/schemas/` inside the package: the schemas geoproc's own
+items, collections and model cards name, with the `$ref`s they pull in (licences in
+`geoproc/schemas/README.md`).
 """
 
 from __future__ import annotations
@@ -30,22 +33,14 @@ class StacValidationError(ValueError):
     """A STAC object does not match one of its schemas; the message lists every problem."""
 
 
+PACKAGED_SCHEMAS = Path(__file__).resolve().parent / "schemas"
+"""The schemas shipped with geoproc, laid out as `HOST/PATH`."""
+
+
 def schema_root() -> Path:
+    """Where `https://HOST/PATH` schemas are resolved: the override, else the packaged copy."""
     env = os.environ.get("GEOPROC_STAC_SCHEMAS")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent.parent / "shared" / "stac-schemas"
-        if candidate.is_dir():
-            return candidate
-        candidate = parent / "shared" / "stac-schemas"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(
-        "No local STAC schemas found: set GEOPROC_STAC_SCHEMAS to a folder laid out as "
-        "HOST/PATH (see shared/stac-schemas/README.md)."
-    )
+    return Path(env) if env else PACKAGED_SCHEMAS
 
 
 def _local_path(url: str) -> Path:

@@ -9,13 +9,12 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
-
 
 @pytest.fixture(scope="session")
 def realdata() -> Path:
-    if not REALDATA.is_dir():
-        pytest.skip(f"real fixtures not found at {REALDATA}")
+    """Real acquisitions copied into the repository (each folder has its LICENSE and README)."""
+    from tests.helpers.paths import REALDATA
+
     return REALDATA
 
 

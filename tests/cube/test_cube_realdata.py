@@ -10,18 +10,12 @@ Without removing the S2 offset, S2 NDVI drops by ~0.2, so the bound below would 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import xarray as xr
 
 from geoproc.catalog.local_items import write_items
 from geoproc.cube.assemble import CubeOptions
 from geoproc.cube.store import build_cubes
-from tests.helpers.paths import REPO_ROOT
-
-REAL = REPO_ROOT.parent / "shared" / "realdata"
-pytestmark = pytest.mark.skipif(
-    not (REAL / "s2-l2a-exeter").is_dir(), reason="real fixtures not present"
-)
+from tests.helpers.paths import REALDATA as REAL
 
 
 def test_hls_and_s2_ndvi_agree_on_clear_pixels(tmp_path):

@@ -21,10 +21,8 @@ from geoproc.products.canopy.model import (
 )
 from geoproc.products.canopy.score import score
 from geoproc.products.canopy.train import train
+from geoproc.stac_schemas import PACKAGED_SCHEMAS as SCHEMAS
 from tests.helpers.canopy_series import class_grid, synthetic_dataset, truth_of
-from tests.helpers.paths import REPO_ROOT
-
-SCHEMAS = REPO_ROOT.parent / "shared" / "stac-schemas"
 
 
 def _labels(ds: xr.Dataset, classes: np.ndarray) -> xr.DataArray:
@@ -74,7 +72,7 @@ def test_trained_model_generalises_to_the_south_and_to_evergreen_broadleaf(train
     out, _ = trained
     classes = class_grid(["broadleaf", "conifer", "evergreen_broadleaf", "grass", "crop"], repeat=4)
     ds = synthetic_dataset(classes, south=True, seed=11)
-    result = canopy.run(ds, weights=str(out), all_probabilities=True)
+    result = canopy.run(ds, method="model", weights=str(out), all_probabilities=True)
     scores = score(
         result["canopy_class"].values[0],
         truth_of(classes),
@@ -90,7 +88,7 @@ def test_model_output_is_nodata_where_input_is_masked(trained):
     out, _ = trained
     ds = synthetic_dataset(class_grid(["conifer"], repeat=2), seed=12)
     ds["red"][:, 0, 0] = np.nan  # one band always masked: never clear
-    result = canopy.run(ds, weights=str(out)).isel(year=0)
+    result = canopy.run(ds, method="model", weights=str(out)).isel(year=0)
     assert result["canopy_class"].values[0, 0] == 255
     assert result["canopy_cover"].values[0, 0] == 255
     assert (result["canopy_class"].values.ravel()[1:] == 2).all()
@@ -99,12 +97,12 @@ def test_model_output_is_nodata_where_input_is_masked(trained):
 def test_inference_is_repeatable_byte_for_byte(trained):
     out, _ = trained
     ds = synthetic_dataset(class_grid(["broadleaf", "grass"], repeat=2), seed=13)
-    a = canopy.run(ds, weights=str(out), all_probabilities=True)
-    b = canopy.run(ds, weights=str(out), all_probabilities=True)
+    a = canopy.run(ds, method="model", weights=str(out), all_probabilities=True)
+    b = canopy.run(ds, method="model", weights=str(out), all_probabilities=True)
     for name in a.data_vars:
         assert a[name].values.tobytes() == b[name].values.tobytes(), name
     # other block sizes batch pixels differently: same classes, probabilities to float precision
-    c = canopy.run(ds, weights=str(out), all_probabilities=True, block_size=1)
+    c = canopy.run(ds, method="model", weights=str(out), all_probabilities=True, block_size=1)
     np.testing.assert_array_equal(c["canopy_class"].values, a["canopy_class"].values)
     np.testing.assert_allclose(
         c["canopy_class_probability"].values, a["canopy_class_probability"].values, atol=1e-5
@@ -139,9 +137,6 @@ def test_card_validates_against_the_mlm_schema(trained):
     jsonschema = pytest.importorskip("jsonschema")
     from referencing import Registry, Resource
 
-    if not SCHEMAS.is_dir():
-        pytest.skip("offline STAC schemas not found")
-
     def retrieve(uri: str) -> Resource:
         path = SCHEMAS / uri.split("://", 1)[1]
         return Resource.from_contents(json.loads(path.read_text()))
@@ -162,7 +157,9 @@ def test_shipped_weights_hold_on_hand_made_series_they_never_saw(south):
     broadleaf); literature-based series of both hemispheres, incl. evergreen broadleaf, must
     still come out right (measured overall accuracy 0.96-0.97 when written)."""
     classes = class_grid(["broadleaf", "conifer", "evergreen_broadleaf", "grass", "crop"], repeat=6)
-    result = canopy.run(synthetic_dataset(classes, south=south, seed=21), all_probabilities=True)
+    result = canopy.run(
+        synthetic_dataset(classes, south=south, seed=21), method="model", all_probabilities=True
+    )
     scores = score(
         result["canopy_class"].values[0],
         truth_of(classes),
