@@ -1,14 +1,17 @@
 """Tree canopy product: leaf type (none / broadleaf / conifer), canopy cover and evidence QA per year.
 
-Method: per pixel and calendar year, the masked HLS series (blue, green, red, nir08,
-swir16, swir22) is reduced to twelve season-aligned, gap-filled monthly median composites
-(day of year shifted by 182 days south of the equator; `canopy_composites`), then either a
-small shift-invariant temporal CNN (`canopy_model`, default, after Pelletier et al. 2019
-TempCNN and the EarthPT / Dargana HLS leaf-type work) or a phenology + spectral-trait rule
-baseline (`canopy_phenology`, after the Copernicus HRL Dominant Leaf Type / Tree Cover
-Density logic) gives the class, its probability and the canopy cover. Evergreen is not
-conifer: needle-leaf canopies are told apart by their dark NIR/SWIR1, so tropical and
-eucalypt evergreen broadleaf forest stays broadleaf.
+Method (default ``method="metrics"``, `canopy_metric_rules`): per pixel and calendar year,
+the clear observations of whatever optical bands the dataset has (any subset of blue, green,
+red, nir/nir08, swir16, swir22, or an ``ndvi`` variable alone; irregular dates, clouds as
+NaN, a dense series or a few seasonal medians) are reduced to temporal statistics (NDVI
+percentiles, hemisphere-aligned seasonal medians, leaf-on reflectance; `canopy_metrics`),
+and calibrated soft rules decide tree vs non-tree from the evergreen-ness and SWIR darkness
+of the canopy and conifer vs broadleaf from the leaf-off contrast and NIR darkness. It was
+calibrated and validated on real Sentinel-2 series (see `canopy_real_cases`). Two methods
+on twelve season-aligned monthly composites of the six HLS bands remain: ``model``, a
+shift-invariant temporal CNN (Pelletier et al. 2019 TempCNN) trained on the synthetic
+sample archive, and ``rules``, the phenology/spectral-trait baseline (HRL Dominant Leaf
+Type logic). Parameters: `CanopyParams`.
 
 Outputs, dims ``(year, y, x)`` always (length-1 ``year`` for one year), so stores of one
 year and of many look alike:
@@ -21,7 +24,7 @@ year and of many look alike:
   ``canopy_seasons_covered`` uint8 0..4 seasons (hemisphere-aligned DJF/MAM/JJA/SON) with data;
 * optional ``canopy_class_probability`` float32 (year, class, y, x) with ``all_probabilities=True``.
 
-A pixel with fewer than ``min_clear`` clear observations (all six bands finite) in a year
+A pixel with fewer than ``min_clear`` clear observations (all bands used finite) in a year
 is no data in every product variable: a masked input gives nodata, never a guess. Dense
 series and a few seasonal composites (e.g. three dates) are both valid input; the QA
 variables say which one a pixel had.
@@ -29,6 +32,7 @@ variables say which one a pixel had.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 import numpy as np
@@ -43,19 +47,26 @@ from geoproc.products.canopy.composites import (
     pixel_latitude,
     season_shift_days,
 )
+from geoproc.products.canopy.params import CanopyParams
+
+INPUT_BANDS = ("blue", "green", "red", "nir", "nir08", "swir16", "swir22", "ndvi")
+"""Variables the default method reads when present (common names, plus a plain ``ndvi``)."""
 
 NODATA = 255
 CLASS_MEANINGS = ("no_tree", "broadleaf", "conifer")
 
 SPEC = ProductSpec(
     name="canopy",
-    version="1.0.0",
+    version="2.0.0",
     method=(
-        "Season-aligned gap-filled monthly HLS composites -> shift-invariant temporal CNN "
-        "(TempCNN, Pelletier et al. 2019) or phenology/spectral-trait rules (Copernicus HRL "
-        "Dominant Leaf Type logic); conifer from dark NIR/SWIR1, not from evergreen habit"
+        "Per-pixel temporal statistics (NDVI percentiles, hemisphere-aligned seasonal medians, "
+        "leaf-on reflectance; Hansen et al. 2013, Potapov et al. 2021) -> calibrated soft rules: "
+        "tree from evergreen-ness and SWIR darkness, conifer from leaf-off NDVI contrast and "
+        "NIR darkness (HRL Dominant Leaf Type, Immitzer et al. 2016/2019); alternatives: "
+        "temporal CNN (TempCNN) or phenology rules on monthly HLS composites"
     ),
-    required_inputs=CANOPY_BANDS,
+    required_inputs=(),
+    optional_inputs=INPUT_BANDS,
     temporal="series",
     outputs=(
         VariableSpec(
@@ -126,48 +137,38 @@ _SCALAR_OUTPUTS = (
 )
 
 
-def run(
-    dataset: xr.Dataset,
-    *,
-    method: Literal["model", "rules"] = "model",
-    weights: str | None = None,
-    hemisphere: Literal["north", "south"] | None = None,
-    latitude: float | None = None,
-    min_clear: int = 1,
-    all_probabilities: bool = False,
-    device: str | None = None,
-    block_size: int = 256,
-) -> xr.Dataset:
+def run(dataset: xr.Dataset, *, params: CanopyParams | None = None, **options) -> xr.Dataset:
     """Canopy type, cover, probability and QA per calendar year of ``dataset``.
 
-    ``method``: `model` (temporal CNN; ``weights`` = a directory with card + safetensors,
-    default the shipped weights) or `rules` (phenology baseline). ``hemisphere`` or
-    ``latitude`` override the latitude read from ``spatial_ref``. Lazy (dask) input gives
-    lazy output; eager input is processed in ``block_size`` pixel blocks.
+    Options (keywords, see `CanopyParams`): ``method`` (`metrics` default, `model`,
+    `rules`), ``weights``, ``hemisphere``, ``latitude``, ``min_clear``,
+    ``all_probabilities``, ``device``, ``block_size``; or one ``params=CanopyParams(...)``.
+    Lazy (dask) input gives lazy output; eager input is processed in ``block_size`` blocks.
     """
-    series = _validated_series(dataset)
-    if method not in ("model", "rules"):
-        raise UsageError(f"canopy method {method!r} is unknown: use method='model' or 'rules'")
-    if min_clear < 1:
-        raise UsageError(f"min_clear must be >= 1 (got {min_clear})")
+    if params is None:
+        params = CanopyParams.from_options(options)
+    elif options:
+        params = dataclasses.replace(params, **options)
+    series = _validated_series(dataset, params.method)
     model_info: dict = {}
-    if method == "model":
+    if params.method == "model":
         from geoproc.products.canopy.model import load_model
 
-        loaded = load_model(weights, device=device)  # fail early on a bad card / weights
+        loaded = load_model(params.weights, device=params.device)  # fail early on a bad card
         model_info = {
             "model_name": loaded.card["properties"]["mlm:name"],
             "model_version": loaded.version,
             "model_sha256": loaded.sha256,
         }
     shift = xr.DataArray(
-        _shift_days(series, hemisphere=hemisphere, latitude=latitude),
+        _shift_days(series, hemisphere=params.hemisphere, latitude=params.latitude),
         dims=("y", "x"),
         coords={"y": series["y"], "x": series["x"]},
     )
     stacked = series.to_dataarray("band").transpose("band", "time", "y", "x")
+    block = params.block_size
     if stacked.chunks is None:
-        stacked = stacked.chunk({"band": -1, "time": -1, "y": block_size, "x": block_size})
+        stacked = stacked.chunk({"band": -1, "time": -1, "y": block, "x": block})
         eager = True
     else:
         stacked = stacked.chunk({"band": -1, "time": -1})
@@ -177,17 +178,7 @@ def run(
     per_year = []
     for year in years:
         one_year = stacked.isel(time=np.flatnonzero(stacked["time"].dt.year.values == year))
-        per_year.append(
-            _run_year(
-                one_year,
-                shift,
-                method=method,
-                weights=weights,
-                device=device,
-                min_clear=min_clear,
-                all_probabilities=all_probabilities,
-            ).expand_dims(year=[int(year)])
-        )
+        per_year.append(_run_year(one_year, shift, params).expand_dims(year=[int(year)]))
     out = xr.concat(per_year, dim="year") if len(per_year) > 1 else per_year[0]
     out.attrs = {}  # the cube's attributes (title, source items) describe the input, not this product
     for name in out.data_vars:
@@ -198,15 +189,10 @@ def run(
             out[name].attrs["grid_mapping"] = "spatial_ref"
     if eager:
         out = out.compute()
-    params = {
-        "method": method,
-        "hemisphere": hemisphere,
-        "latitude": latitude,
-        "min_clear": min_clear,
-        **model_info,
-    }
-    out = apply_output_attrs(out, SPEC, params)
+    out = apply_output_attrs(out, SPEC, {**params.as_attrs(), **model_info})
     out.attrs.update(model_info)
+    out.attrs["parameters_sha256"] = params.fingerprint()
+    out.attrs["input_bands"] = " ".join(str(b) for b in series.data_vars)
     out["year"].attrs.update({"long_name": "calendar year of the observations", "units": "1"})
     return out
 
@@ -219,7 +205,7 @@ def composites_for(
 ) -> tuple[MonthlyComposites, tuple[int, int]]:
     """Monthly composites of a whole (time, y, x) dataset in memory, pixels in row-major
     order, with the (y, x) shape: the training path of the product."""
-    series = _validated_series(dataset)
+    series = _validated_series(dataset, "model")
     shift = _shift_days(series, hemisphere=hemisphere, latitude=latitude)
     values = np.stack(
         [np.asarray(series[b].transpose("time", "y", "x").values) for b in CANOPY_BANDS], axis=1
@@ -233,16 +219,7 @@ def composites_for(
     return composites, (ny, nx)
 
 
-def _run_year(
-    stacked: xr.DataArray,
-    shift: xr.DataArray,
-    *,
-    method: str,
-    weights: str | None,
-    device: str | None,
-    min_clear: int,
-    all_probabilities: bool,
-) -> xr.Dataset:
+def _run_year(stacked: xr.DataArray, shift: xr.DataArray, params: CanopyParams) -> xr.Dataset:
     times = stacked["time"].values
     results = xr.apply_ufunc(
         _canopy_block,
@@ -255,16 +232,14 @@ def _run_year(
         dask_gufunc_kwargs={"output_sizes": {"class": len(CLASS_MEANINGS)}},
         kwargs={
             "times": times,
-            "method": method,
-            "weights": weights,
-            "device": device,
-            "min_clear": min_clear,
+            "bands": tuple(str(b) for b in stacked["band"].values),
+            "params": params,
         },
     )
     out = xr.Dataset(
         {name: da for (name, _), da in zip(_SCALAR_OUTPUTS, results[:-1], strict=True)}
     )
-    if all_probabilities:
+    if params.all_probabilities:
         out["canopy_class_probability"] = (
             results[-1].transpose("class", "y", "x").assign_coords({"class": list(CLASS_MEANINGS)})
         )
@@ -276,24 +251,31 @@ def _canopy_block(
     shift: np.ndarray,
     *,
     times: np.ndarray,
-    method: str,
-    weights: str | None,
-    device: str | None,
-    min_clear: int,
+    bands: tuple[str, ...],
+    params: CanopyParams,
 ) -> tuple[np.ndarray, ...]:
     """Per-pixel product for one (y, x, band, time) block: the numpy kernel of the product."""
     ny, nx, n_bands, n_time = block.shape
     values = np.ascontiguousarray(block.reshape(ny * nx, n_bands, n_time).transpose(2, 1, 0))
-    composites = monthly_composites(values, times, shift_days=shift.reshape(-1))
-    clear = composites.clear_count
-    enough = clear >= min_clear
-    if method == "model":
+    shifts = shift.reshape(-1)
+    composites = monthly_composites(
+        values, times, shift_days=shifts, screen_snow=bands == CANOPY_BANDS
+    )
+    if params.method == "metrics":
+        from geoproc.products.canopy.metric_rules import classify_metrics
+
+        result = classify_metrics(
+            {b: values[:, i, :] for i, b in enumerate(bands)}, times, shift_days=shifts
+        )
+        probabilities, cover, clear = result.probabilities, result.cover, result.clear_count
+    elif params.method == "model":
         from geoproc.products.canopy.model import load_model, model_features, predict
 
-        loaded = load_model(weights, device=device)
+        clear = composites.clear_count
+        loaded = load_model(params.weights, device=params.device)
         probabilities = np.full((len(CLASS_MEANINGS), ny * nx), np.nan, dtype="float32")
         cover = np.full(ny * nx, np.nan, dtype="float32")
-        pick = np.flatnonzero(enough)
+        pick = np.flatnonzero(clear >= params.min_clear)
         if pick.size:
             sub = MonthlyComposites(
                 values=composites.values[:, :, pick],
@@ -305,8 +287,10 @@ def _canopy_block(
     else:
         from geoproc.products.canopy.phenology import classify_rules
 
+        clear = composites.clear_count
         rules = classify_rules(composites)
         probabilities, cover = rules.probabilities, rules.cover
+    enough = clear >= params.min_clear
     valid = enough & np.isfinite(probabilities).all(axis=0) & np.isfinite(cover)
     probabilities = np.where(valid, probabilities, np.nan).astype("float32")
     canopy_class = np.where(
@@ -325,17 +309,35 @@ def _canopy_block(
     return (*shaped, probabilities.T.reshape(ny, nx, len(CLASS_MEANINGS)))
 
 
-def _validated_series(dataset: xr.Dataset) -> xr.Dataset:
-    """The six bands as a (time, y, x) float Dataset, or a UsageError naming what is wrong."""
+def _validated_series(dataset: xr.Dataset, method: str = "metrics") -> xr.Dataset:
+    """The bands a method reads as a (time, y, x) float Dataset, or a UsageError naming
+    what is wrong. `metrics` takes any of `INPUT_BANDS` with red and nir08/nir (or ndvi);
+    `model` and `rules` need the six HLS bands."""
     if not isinstance(dataset, xr.Dataset):
         raise UsageError("the canopy product takes an xarray.Dataset of bands by common name")
-    missing = [b for b in CANOPY_BANDS if b not in dataset.data_vars]
-    if missing:
-        raise UsageError(
-            f"the canopy product needs bands {', '.join(CANOPY_BANDS)}; missing: "
-            f"{', '.join(missing)} (rename to STAC common names, e.g. HLS B8A/B05 -> nir08)"
-        )
-    series = dataset[list(CANOPY_BANDS)]
+    if method == "metrics":
+        names = [b for b in INPUT_BANDS if b in dataset.data_vars]
+        has_nir = "nir08" in names or "nir" in names
+        if not ("red" in names and has_nir) and "ndvi" not in names:
+            raise UsageError(
+                "the canopy product needs `red` and `nir08` (or `nir`), or an `ndvi` variable; "
+                f"found {', '.join(map(str, dataset.data_vars)) or 'no variables'} (rename to "
+                "STAC common names, e.g. S2 B04 -> red, B8A -> nir08, B08 -> nir)"
+            )
+        if "red" in names and has_nir:
+            names = [b for b in names if b != "ndvi"]
+        if "nir08" in names and "nir" in names:
+            names.remove("nir")  # the narrow NIR is the one HLS L30 and S30 share
+    else:
+        names = list(CANOPY_BANDS)
+        missing = [b for b in CANOPY_BANDS if b not in dataset.data_vars]
+        if missing:
+            raise UsageError(
+                f"canopy method={method!r} needs bands {', '.join(CANOPY_BANDS)}; missing: "
+                f"{', '.join(missing)} (rename to STAC common names, e.g. HLS B8A/B05 -> "
+                "nir08), or use method='metrics', which takes any subset"
+            )
+    series = dataset[names]
     if "time" not in series.dims:
         if "time" in series.coords:
             series = series.expand_dims("time")
@@ -367,14 +369,8 @@ def _shift_days(
 ) -> np.ndarray:
     """Per-pixel season shift (0 north, 182 south) from the options or the CRS."""
     shape = (series.sizes["y"], series.sizes["x"])
-    if hemisphere is not None and latitude is not None:
-        raise UsageError("pass either hemisphere= or latitude= to the canopy product, not both")
     if hemisphere is not None:
-        if hemisphere not in ("north", "south"):
-            raise UsageError(f"hemisphere must be 'north' or 'south' (got {hemisphere!r})")
         return np.full(shape, season_shift_days(-1.0 if hemisphere == "south" else 1.0))
     if latitude is not None:
-        if not -90.0 <= float(latitude) <= 90.0:
-            raise UsageError(f"latitude must be within -90..90 degrees (got {latitude})")
         return np.full(shape, season_shift_days(float(latitude)))
     return season_shift_days(pixel_latitude(series))
