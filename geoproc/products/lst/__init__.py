@@ -24,8 +24,7 @@ pixels within ``near_cloud_m`` carry the ``near_cloud`` bit.
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +40,14 @@ from geoproc.products.lst.cloud_screen import (
     near_cloud_sigma,
     residual_cloud,
 )
-from geoproc.products.lst.planck import thermal_band
-from geoproc.products.lst.rte import AtmosphereUncertainty, invert_rte, rte_uncertainty
+from geoproc.products.lst.params import METHODS, LSTParams
+from geoproc.products.lst.planck import constants_for_dataset, thermal_band
+from geoproc.products.lst.rte import (
+    AtmosphereUncertainty,
+    SceneAtmosphereVariability,
+    invert_rte,
+    rte_uncertainty,
+)
 from geoproc.products.lst.single_channel import (
     DEFAULT_WATER_VAPOUR,
     DEFAULT_WATER_VAPOUR_SIGMA,
@@ -53,7 +58,7 @@ from geoproc.products.lst.single_channel import (
     split_window_uncertainty,
 )
 
-METHODS = ("auto", "rte", "split_window", "single_channel")
+__all__ = ["SPEC", "METHODS", "LSTParams", "SceneAtmosphereVariability", "run"]
 
 QA_MASKED = 1
 """Bit 0: no LST (an input is masked or unusable)."""
@@ -170,42 +175,73 @@ def run(
     water_vapour: float | xr.DataArray | None = None,
     emissivity: float | xr.DataArray | dict | None = None,
     emissivity_uncertainty: float = 0.01,
-    thermal_constants: str | dict = "landsat8",
+    thermal_constants: str | dict = "auto",
     fmask_masked: tuple[str, ...] = DEFAULT_FMASK_MASKED,
     ndvi_soil: float = 0.2,
     ndvi_vegetation: float = 0.5,
     atmosphere_uncertainty: AtmosphereUncertainty | None = None,
     cloud_screen: CloudScreen | dict | bool | None = True,
+    params: LSTParams | None = None,
 ) -> xr.Dataset:
     """LST, emissivity, uncertainty and QA for every pixel and time step of `dataset`.
 
-    `atmosphere` (dict or JSON file) overrides the dataset's ``atmos_*`` variables; it takes
-    the STAC ``geoproc:atmosphere`` shape ``{"lwir11": {"transmittance", "upwelling_radiance",
-    "downwelling_radiance"}, "lwir12": {...}, "water_vapour": g/cm2}``. `emissivity` (a value,
-    a DataArray, or ``{"lwir11": ..., "lwir12": ...}``) replaces NDVI-THM, e.g. with ASTER GED.
-    `cloud_screen` (True for the defaults, a `CloudScreen` or its fields as a dict, False to
-    turn it off) masks clouds Fmask missed and widens the uncertainty near clouds.
+    Options are the fields of `LSTParams` (pass `params` to give them as one object; keyword
+    options that differ from their defaults override its fields). `atmosphere` (dict or JSON
+    file) overrides the dataset's ``atmos_*`` variables; it takes the STAC
+    ``geoproc:atmosphere`` shape ``{"lwir11": {"transmittance", "upwelling_radiance",
+    "downwelling_radiance"}, "lwir12": {...}, "water_vapour": g/cm2}``. ``atmos_*_lwir11``
+    variables with spatial dimensions are used per pixel; one value per scene gets the
+    in-scene spread of `SceneAtmosphereVariability` in its uncertainty. `emissivity` (a value,
+    a DataArray, or ``{"lwir11": ..., "lwir12": ...}``) replaces NDVI-THM, e.g. with ASTER GED
+    or the USGS ST_EMIS. `cloud_screen` (True for the defaults, a `CloudScreen` or its fields
+    as a dict, False to turn it off) masks clouds Fmask missed and widens the uncertainty
+    near clouds. `thermal_constants="auto"` takes the band's K1/K2 from the dataset's
+    ``spacecraft`` / ``platform`` / ``thermal_k1`` attributes (Landsat 4-9), else Landsat 8.
     """
-    ds = _check_dataset(dataset, method)
-    bands = {b: thermal_band(b, constants=thermal_constants) for b in ("lwir11", "lwir12")}
-    if not -1.0 < ndvi_soil < ndvi_vegetation < 1.0:
-        raise UsageError(
-            f"NDVI thresholds must satisfy -1 < ndvi_soil < ndvi_vegetation < 1; got "
-            f"ndvi_soil={ndvi_soil}, ndvi_vegetation={ndvi_vegetation} (Sobrino 2008: 0.2, 0.5)."
-        )
-    thresholds = emis.NdviThresholds(ndvi_soil=ndvi_soil, ndvi_vegetation=ndvi_vegetation)
-    atm_sigma = atmosphere_uncertainty or AtmosphereUncertainty()
-    screen = _cloud_screen(cloud_screen)
+    given = {
+        "method": method,
+        "atmosphere": atmosphere,
+        "water_vapour": water_vapour,
+        "emissivity": emissivity,
+        "emissivity_uncertainty": emissivity_uncertainty,
+        "thermal_constants": thermal_constants,
+        "fmask_masked": fmask_masked,
+        "ndvi_soil": ndvi_soil,
+        "ndvi_vegetation": ndvi_vegetation,
+        "atmosphere_uncertainty": atmosphere_uncertainty,
+        "cloud_screen": cloud_screen,
+    }
+    if params is not None:
+        given = {k: v for k, v in given.items() if not _is_default(k, v)}
+    p = LSTParams.from_options(params, **given)
+    ds = _check_dataset(dataset)
+    constants = (
+        constants_for_dataset(ds.attrs) if p.thermal_constants == "auto" else p.thermal_constants
+    )
+    has12 = "lwir12" in ds
+    bands = {
+        b: thermal_band(b, constants=constants)
+        for b in (("lwir11", "lwir12") if has12 else ("lwir11",))
+    }
+    bands.setdefault("lwir12", None)
+    thresholds = emis.NdviThresholds(ndvi_soil=p.ndvi_soil, ndvi_vegetation=p.ndvi_vegetation)
+    atm_sigma = p.atmosphere_uncertainty
+    screen = p.cloud_screen
+    method = p.method
 
     bt11 = _brightness_temperature(ds, "lwir11")
-    has12 = "lwir12" in ds
     bt12 = _brightness_temperature(ds, "lwir12") if has12 else None
-    qa_ok = _fmask_clear(ds, fmask_masked)
+    qa_ok = _fmask_clear(ds, p.fmask_masked)
 
     eps, sigma, classes, surface = _emissivities(
-        ds, emissivity, emissivity_uncertainty, thresholds, has12
+        ds, p.emissivity, p.emissivity_uncertainty, thresholds, has12
     )
-    atm = _atmosphere(ds, atmosphere, water_vapour)
+    atm = _atmosphere(ds, p.atmosphere, p.water_vapour)
+    column_sigma = (
+        p.scene_variability.column_relative
+        if _is_scene_constant(atm["transmittance_lwir11"], bt11)
+        else 0.0
+    )
 
     rte_ok = _finite(
         atm["transmittance_lwir11"], atm["upwelling_lwir11"], atm["downwelling_lwir11"]
@@ -235,7 +271,12 @@ def run(
         "rte": lambda: (
             invert_rte(bt11, eps["lwir11"], **rte_args),
             rte_uncertainty(
-                bt11, eps["lwir11"], sigma["lwir11"], atmosphere_sigma=atm_sigma, **rte_args
+                bt11,
+                eps["lwir11"],
+                sigma["lwir11"],
+                atmosphere_sigma=atm_sigma,
+                column_sigma=column_sigma,
+                **rte_args,
             ),
             atm["rte_source"],
         ),
@@ -296,27 +337,31 @@ def run(
         out[name].attrs = {}  # inputs' attrs (Fmask flags, BT names) must not leak into outputs
         if "grid_mapping" in ds["lwir11"].attrs:
             out[name].attrs["grid_mapping"] = ds["lwir11"].attrs["grid_mapping"]
-    params = {
-        "method": method,
-        "thermal_constants": thermal_constants if isinstance(thermal_constants, str) else "custom",
-        "ndvi_soil": ndvi_soil,
-        "ndvi_vegetation": ndvi_vegetation,
-        "atmosphere": atmosphere if isinstance(atmosphere, (dict, str, Path)) else None,
-        "water_vapour": water_vapour if isinstance(water_vapour, (int, float)) else None,
-        "emissivity": "option" if emissivity is not None else None,
-        "fmask_masked": list(fmask_masked),
-        "cloud_screen": dataclasses.asdict(screen) if screen is not None else None,
-    }
-    return apply_output_attrs(out, SPEC, params)
+    return apply_output_attrs(out, SPEC, p.as_attrs())
 
 
-def _check_dataset(dataset, method: str) -> xr.Dataset:
+def _is_default(name: str, value) -> bool:
+    default = _RUN_DEFAULTS[name]
+    if value is default:
+        return True
+    return (
+        isinstance(value, (str, int, float, tuple))
+        and type(value) is type(default)
+        and value == default
+    )
+
+
+def _is_scene_constant(value, bt11: xr.DataArray) -> bool:
+    """True when an atmosphere has no spatial dimension: one value per scene (and time)."""
+    dims = getattr(value, "dims", ())
+    return not any(d in dims for d in bt11.dims if d != "time")
+
+
+def _check_dataset(dataset) -> xr.Dataset:
     if not isinstance(dataset, xr.Dataset):
         raise UsageError(
             f"LST needs an xarray.Dataset with common band names, got {type(dataset).__name__}."
         )
-    if method not in METHODS:
-        raise UsageError(f"Unknown LST method {method!r}; use one of {', '.join(METHODS)}.")
     if "lwir11" not in dataset:
         raise UsageError(
             "LST needs the thermal band 'lwir11' (TOA brightness temperature in kelvin); "
@@ -396,26 +441,6 @@ def _emissivities(ds, option, option_sigma, thresholds, has12):
     return eps, sigma, classes, surface
 
 
-def _cloud_screen(option) -> CloudScreen | None:
-    if option is True:
-        return CloudScreen()
-    if option is False or option is None:
-        return None
-    if isinstance(option, CloudScreen):
-        return option
-    if isinstance(option, dict):
-        fields = {f.name for f in dataclasses.fields(CloudScreen)}
-        unknown = sorted(set(option) - fields)
-        if unknown:
-            raise UsageError(
-                f"Unknown cloud_screen fields {unknown}; use {', '.join(sorted(fields))}."
-            )
-        return CloudScreen(**option)
-    raise UsageError(
-        f"cloud_screen must be True, False, a CloudScreen or a dict of its fields; got {option!r}."
-    )
-
-
 def _screen_clouds(ds: xr.Dataset, bt11: xr.DataArray, surface, screen: CloudScreen | None):
     """(residual cloud mask, distance to Fmask cloud in m or None) for `screen`."""
     no_cloud = xr.zeros_like(bt11, dtype=bool)
@@ -487,22 +512,6 @@ def _atmosphere(ds: xr.Dataset, option, water_vapour) -> dict:
 def _parse_atmosphere(option) -> dict:
     if option is None:
         return {}
-    if isinstance(option, (str, Path)):
-        path = Path(option)
-        try:
-            option = json.loads(path.read_text())
-        except FileNotFoundError as exc:
-            raise UsageError(
-                f"Atmosphere file {str(path)!r} does not exist; pass an existing JSON file."
-            ) from exc
-        except json.JSONDecodeError as exc:
-            raise UsageError(
-                f"Atmosphere file {str(path)!r} is not valid JSON ({exc.msg}); fix the file."
-            ) from exc
-    if not isinstance(option, dict):
-        raise UsageError(
-            "atmosphere must be a dict or a JSON file path like the STAC 'geoproc:atmosphere' property."
-        )
     option = option.get("geoproc:atmosphere", option)
     unknown = set(option) - {"lwir11", "lwir12", "water_vapour", "source", "units"}
     if unknown:
@@ -599,3 +608,10 @@ def _choose_method(method: str, rte_ok, sw_ok, bt11) -> xr.DataArray:
             xr.where(sw_ok, METHOD_CODES["split_window"], METHOD_CODES["single_channel"]),
         )
     return xr.broadcast(choice, bt11)[0]
+
+
+_RUN_DEFAULTS = {
+    name: prm.default
+    for name, prm in inspect.signature(run).parameters.items()
+    if prm.default is not inspect.Parameter.empty
+}

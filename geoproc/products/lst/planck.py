@@ -35,6 +35,10 @@ class ThermalBand:
     """K2 constant in kelvin."""
     center_wavelength_um: float
     """Effective wavelength in micrometres (used by the single-channel method's gamma term)."""
+    lst_offset_k: float = 0.0
+    """Kelvin subtracted from an LST converted with K1/K2: the two-constant law's departure
+    from the spectral-response-integrated Planck table that the USGS C2 ST product uses
+    (Cook et al. 2014). Measured on real C2 L2 scenes, see `LANDSAT5_TM`."""
 
 
 LANDSAT8_TIRS = {
@@ -49,7 +53,47 @@ LANDSAT9_TIRS2 = {
 }
 """Landsat 9 TIRS-2 B10/B11 constants (MTL LEVEL1_THERMAL_CONSTANTS)."""
 
-THERMAL_CONSTANTS = {"landsat8": LANDSAT8_TIRS, "landsat9": LANDSAT9_TIRS2}
+LANDSAT4_TM = {"lwir11": ThermalBand("lwir11", k1=671.62, k2=1284.30, center_wavelength_um=11.45)}
+"""Landsat 4 TM band 6 constants (Chander et al. 2009, Remote Sens. Environ. 113:893)."""
+LANDSAT5_TM = {
+    "lwir11": ThermalBand(
+        "lwir11", k1=607.76, k2=1260.56, center_wavelength_um=11.45, lst_offset_k=0.40
+    )
+}
+"""Landsat 5 TM band 6 (Chander et al. 2009). The 2.1 um wide band is poorly fitted by two
+constants: inverting the USGS C2 L2 layers (ST_TRAD/URAD/DRAD/ATRAN/EMIS) with K1/K2 gives
+LST 0.40 K above ST_B6 at every pixel of a real 1998 scene (1,914 clear pixels, spread
+0.04 K), so LST from K1/K2 is lowered by 0.40 K. ETM+ (-0.02 K) and TIRS (+0.11..0.15 K on
+two scenes) are left uncorrected."""
+LANDSAT7_ETM = {"lwir11": ThermalBand("lwir11", k1=666.09, k2=1282.71, center_wavelength_um=11.27)}
+"""Landsat 7 ETM+ band 6 constants (Chander et al. 2009)."""
+
+THERMAL_CONSTANTS = {
+    "landsat4": LANDSAT4_TM,
+    "landsat5": LANDSAT5_TM,
+    "landsat7": LANDSAT7_ETM,
+    "landsat8": LANDSAT8_TIRS,
+    "landsat9": LANDSAT9_TIRS2,
+}
+SPACECRAFT_CONSTANTS = {f"LANDSAT_{n}": f"landsat{n}" for n in (4, 5, 7, 8, 9)}
+"""MTL ``SPACECRAFT_ID`` -> key of `THERMAL_CONSTANTS`."""
+
+
+def constants_for_dataset(attrs: dict, default: str = "landsat8") -> str | dict:
+    """Thermal constants a dataset names: its ``spacecraft`` (MTL id) or ``platform`` attribute
+    (``landsat-5``), else ``thermal_k1``/``thermal_k2``, else `default` (HLS L30 is TIRS)."""
+    for key in ("spacecraft", "platform"):
+        name = str(attrs.get(key, "")).upper().replace("-", "_").replace("LANDSAT", "LANDSAT_")
+        name = name.replace("LANDSAT__", "LANDSAT_")
+        if name in SPACECRAFT_CONSTANTS:
+            return SPACECRAFT_CONSTANTS[name]
+    if "thermal_k1" in attrs and "thermal_k2" in attrs:
+        wavelength = float(attrs.get("thermal_wavelength_um", 10.9))
+        band = ThermalBand(
+            "lwir11", float(attrs["thermal_k1"]), float(attrs["thermal_k2"]), wavelength
+        )
+        return {"lwir11": band, "lwir12": LANDSAT8_TIRS["lwir12"]}
+    return default
 
 
 def thermal_band(name: str, *, constants: str | dict = "landsat8") -> ThermalBand:

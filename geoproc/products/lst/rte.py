@@ -22,23 +22,47 @@ from geoproc.products.lst.planck import ThermalBand, bt_from_radiance, radiance_
 
 @dataclass(frozen=True)
 class AtmosphereUncertainty:
-    """One-sigma uncertainty of a known atmosphere, for error propagation.
+    """One-sigma error of a per-pixel atmosphere at its pixel, for error propagation.
 
-    Defaults follow the reanalysis-driven error budget of Cook et al. (2014): a few
-    hundredths in transmittance and ~10 % in the path radiances.
+    The defaults describe the interpolation of a per-pixel atmosphere map such as the USGS
+    ST_ATRAN/URAD/DRAD layers (reanalysis profiles run through MODTRAN at grid points and
+    interpolated in space and time, Cook et al. 2014): its error relative to that reference
+    atmosphere. The reanalysis' own error (about 0.02 in tau and 10 % in the path radiances,
+    Cook et al. 2014; the basis of the USGS ST_QA, Laraby & Schott 2018) is shared with the
+    reference product and would state kelvins where the retrieval differs from it by tenths
+    (issue 16: 10.2 K stated for a 0.8 K error); pass it here to state that error instead.
     """
 
-    transmittance: float = 0.02
+    transmittance: float = 0.005
     """Absolute one-sigma error of tau."""
-    upwelling_relative: float = 0.10
+    upwelling_relative: float = 0.03
     """Relative one-sigma error of Lu."""
-    downwelling_relative: float = 0.10
+    downwelling_relative: float = 0.03
     """Relative one-sigma error of Ld."""
+
+
+@dataclass(frozen=True)
+class SceneAtmosphereVariability:
+    """How far the atmosphere of a pixel strays from a scene-mean atmosphere (one sigma).
+
+    Within a Landsat scene the column water vapour, and with it the whole band atmosphere,
+    varies with terrain and weather: the USGS per-pixel layers (Cook et al. 2014) spread by
+    tens of percent around their mean in humid scenes. The spread is modelled as one factor
+    scaling the atmospheric column together (``1 - tau``, ``Lu`` and ``Ld`` rise and fall
+    together with water vapour, Barsi et al. 2003, 2005), calibrated on real Landsat C2 L2
+    scenes by averaging their per-pixel layers (see `geoproc.products.lst.real_cases`).
+    """
+
+    column_relative: float = 0.25
+    """Relative one-sigma spread of the column (1 - tau, Lu, Ld) around the scene mean."""
 
 
 def forward_rte(lst, emissivity, *, transmittance, upwelling, downwelling, band: ThermalBand):
     """At-sensor brightness temperature (K) that a surface at `lst` (K) would show."""
-    surface = emissivity * radiance_from_bt(lst, band) + (1.0 - emissivity) * downwelling
+    surface = (
+        emissivity * radiance_from_bt(lst + band.lst_offset_k, band)
+        + (1.0 - emissivity) * downwelling
+    )
     return bt_from_radiance(transmittance * surface + upwelling, band)
 
 
@@ -50,7 +74,7 @@ def invert_rte(bt, emissivity, *, transmittance, upwelling, downwelling, band: T
     sensor = radiance_from_bt(bt, band)
     with np.errstate(divide="ignore", invalid="ignore"):
         leaving = (sensor - upwelling) / transmittance - (1.0 - emissivity) * downwelling
-        return bt_from_radiance(leaving / emissivity, band)
+        return bt_from_radiance(leaving / emissivity, band) - band.lst_offset_k
 
 
 def rte_uncertainty(
@@ -63,8 +87,13 @@ def rte_uncertainty(
     downwelling,
     band: ThermalBand,
     atmosphere_sigma: AtmosphereUncertainty = AtmosphereUncertainty(),
+    column_sigma: float = 0.0,
 ):
     """One-sigma LST uncertainty (K): emissivity and atmosphere errors propagated in quadrature.
+
+    `column_sigma` adds the in-scene spread of a scene-mean atmosphere
+    (`SceneAtmosphereVariability`): tau, Lu and Ld perturbed together, ``d tau = -s (1 - tau)``,
+    ``d Lu = s Lu``, ``d Ld = s Ld``, their effects added linearly (they are correlated).
 
     Analytic partial derivatives of the inversion: with ``B = L_surface / eps`` and
     ``dT/dB = T^2 K1 / (K2 B (B + K1))`` (the inverse band Planck law), ``dB/d eps =
@@ -88,5 +117,11 @@ def rte_uncertainty(
             / emissivity
             * atmosphere_sigma.downwelling_relative
             * abs(downwelling),
+            column_sigma
+            * (
+                (sensor - upwelling) * (1.0 - transmittance) / (transmittance**2 * emissivity)
+                - upwelling / (transmittance * emissivity)
+                - (1.0 - emissivity) * downwelling / emissivity
+            ),
         )
         return abs(dt_db) * np.sqrt(sum(t * t for t in terms))

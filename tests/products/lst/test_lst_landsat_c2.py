@@ -20,7 +20,7 @@ PREFIX = "LC08_L2SP_005009_20150710_20200908_02_T2"
 
 @pytest.fixture(scope="module")
 def scene(realdata):
-    return load_landsat_c2_l2(realdata / SCENE)
+    return load_landsat_c2_l2(realdata / SCENE, atmosphere="scene_mean")
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +93,11 @@ def test_single_channel_with_a_dry_water_vapour_is_close_without_radiative_trans
     ).all()
 
 
-def test_loader_refuses_landsat_7_band_numbering(realdata, tmp_path):
+def test_loader_refuses_an_unknown_spacecraft(realdata, tmp_path):
     mtl = json.loads((realdata / SCENE / f"{PREFIX}_MTL.json").read_text())
-    mtl["LANDSAT_METADATA_FILE"]["IMAGE_ATTRIBUTES"]["SPACECRAFT_ID"] = "LANDSAT_7"
-    (tmp_path / "LE07_L2SP_MTL.json").write_text(json.dumps(mtl))
-    with pytest.raises(UsageError, match="Landsat 8/9"):
+    mtl["LANDSAT_METADATA_FILE"]["IMAGE_ATTRIBUTES"]["SPACECRAFT_ID"] = "LANDSAT_3"
+    (tmp_path / "LM03_L2SP_MTL.json").write_text(json.dumps(mtl))
+    with pytest.raises(UsageError, match="LANDSAT_5"):
         load_landsat_c2_l2(tmp_path)
 
 
