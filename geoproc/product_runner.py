@@ -25,6 +25,8 @@ import xarray as xr
 
 from geoproc import __version__, storage
 from geoproc.errors import NoDataError, StoreError, UnknownNameError
+from geoproc.inference import product_stage
+from geoproc.products import stage_blocking
 from geoproc.request import PRODUCTS
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class ProductResult:
     """`written`, `skipped` (inputs unchanged) or `no data`."""
     steps: int
     fingerprint: str
+    mode: str = "tile"
+    """How the stage cut the cube: `tile`, `space` (spatial blocks) or `time` (date groups)."""
 
 
 def product_module(name: str):
@@ -58,10 +62,17 @@ def product_location(out: str | storage.Location, product: str, tile: str) -> st
     return root.join("products", product, f"{tile}.zarr")
 
 
-def open_cube(cube_url: str | storage.Location) -> xr.Dataset:
-    """The cube's complete time steps, lazily (incomplete steps are never used)."""
+def open_cube(cube_url: str | storage.Location, *, dask: bool = True) -> xr.Dataset:
+    """The cube's complete time steps, lazily (incomplete steps are never used).
+
+    ``dask=False`` opens lazy backend arrays instead of a Dask graph: slicing a block then
+    reads just the chunks it touches, with no graph of (dates x bands) tasks per block."""
     try:
-        ds = xr.open_zarr(storage.zarr_store(cube_url, read_only=True), consolidated=True)
+        ds = xr.open_zarr(
+            storage.zarr_store(cube_url, read_only=True),
+            consolidated=True,
+            **({} if dask else {"chunks": None}),
+        )
     except (FileNotFoundError, KeyError) as exc:
         raise StoreError(
             f"No cube store at {storage.parse_url(str(cube_url)).url if not isinstance(cube_url, storage.Location) else cube_url.url}: build it first with `geoproc cube build`."
@@ -120,8 +131,15 @@ def run_product_on_cube(
     *,
     tile: str,
     options: dict[str, Any] | None = None,
+    blocking: str | None = None,
+    block_memory_bytes: int = product_stage.DEFAULT_BLOCK_BYTES,
 ) -> ProductResult:
-    """Compute `product` from one tile's cube and write its product store (idempotent)."""
+    """Compute `product` from one tile's cube and write its product store (idempotent).
+
+    ``blocking``: `tile` forces the whole-tile path, `space`/`time` a blocked one; None takes
+    the product's declaration (`geoproc.products.stage_blocking`). ``block_memory_bytes``
+    bounds the working set of one block.
+    """
     module = product_module(product)
     options = dict(options or {})
     full = open_cube(cube_url)
@@ -137,19 +155,38 @@ def run_product_on_cube(
             product, tile, location.url, "skipped", int(marker.get("steps", 0)), fingerprint
         )
 
-    result = module.run(inputs.load(), **options)
-    result = _finish_attrs(result, full, inputs, product, module, options, cube_url, fingerprint)
-    steps = int(result.sizes.get("time", result.sizes.get("year", 1)))
-    if not any(result[v].size for v in result.data_vars):
-        raise NoDataError(f"{product} produced no pixels for tile {tile}.")
-    _write_store(result, location)
+    mode = blocking or stage_blocking(module, tuple(map(str, inputs.data_vars)), options)
+    if mode == "tile":
+        result = module.run(inputs.load(), **options)
+        result = _finish_attrs(
+            result, full, inputs, product, module, options, cube_url, fingerprint
+        )
+        steps = int(result.sizes.get("time", result.sizes.get("year", 1)))
+        if not any(result[v].size for v in result.data_vars):
+            raise NoDataError(f"{product} produced no pixels for tile {tile}.")
+        _write_store(result, location)
+    else:
+        template = product_stage.run_blocked(
+            module,
+            product_stage.declared_inputs(
+                select_inputs(open_cube(cube_url, dask=False), product), module.SPEC
+            ),
+            location,
+            mode=mode,
+            options=options,
+            finish=lambda r: _finish_attrs(
+                r, full, inputs, product, module, options, cube_url, fingerprint
+            ),
+            budget_bytes=block_memory_bytes,
+        )
+        steps = int(template.sizes.get("time", template.sizes.get("year", 1)))
     storage.write_bytes_atomic(
         location.join(MARKER),
         json.dumps(
             {"fingerprint": fingerprint, "steps": steps, "product": product}, sort_keys=True
         ).encode(),
     )
-    return ProductResult(product, tile, location.url, "written", steps, fingerprint)
+    return ProductResult(product, tile, location.url, "written", steps, fingerprint, mode)
 
 
 def _finish_attrs(

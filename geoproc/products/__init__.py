@@ -1,0 +1,53 @@
+"""The products (`flood`, `lst`, `canopy`) and how the product stage may cut a cube for each.
+
+`DECLARED_BLOCKING` holds the stage's declarations for the three products while their
+packages do not set ``SPEC.blocking`` themselves (a SPEC's own declaration wins). Each line
+says why, from what the product's run() computes:
+
+- canopy: per-pixel yearly composites and a per-pixel temporal CNN, halo 0: spatially local.
+- flood: DSWx tests per pixel and the reference-water occurrence per pixel over time are
+  spatially local (halo 1 for the 3x3 speckle filter); the Sentinel-1 split threshold is a
+  scene-wide statistic per date and its series fit is shared across dates, and flood exposes
+  no option to hand that statistic in, so with ``vv``/``vh`` in the cube it runs as a whole
+  tile. The U-Net's receptive field exceeds the halo, and a user reference layer is a
+  whole-tile array: both run as a whole tile. Not incremental: the occurrence reference is
+  over every date, so a new date can change old dates' classes.
+- lst: every date is independent (atmosphere per date), but the residual-cloud screen uses
+  a scene percentile of clear-land temperature and the cloud distance is unbounded, so by
+  default it runs in groups of dates over the whole tile (spatial blocks only with
+  ``cloud_screen=False``). Incremental: a new date adds steps, old ones never change.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from geoproc.products.base import Blocking, ProductSpec
+
+DECLARED_BLOCKING: dict[str, Blocking] = {
+    "canopy": Blocking("space"),
+    "flood": Blocking(
+        "space",
+        scene_wide_inputs=("vv", "vh"),
+        local_options={"algorithm": "threshold", "reference": None},
+        fallback="tile",
+    ),
+    "lst": Blocking(
+        "space", local_options={"cloud_screen": False}, fallback="time", incremental=True
+    ),
+}
+
+
+def blocking_of(spec: ProductSpec) -> Blocking:
+    """The product's declaration: its SPEC's, else the stage's table, else whole tile."""
+    return spec.blocking or DECLARED_BLOCKING.get(spec.name) or Blocking("tile")
+
+
+def stage_blocking(module, variables: tuple[str, ...], options: dict) -> str:
+    """`space`, `time` or `tile` for this product module on a cube with these variables."""
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(module.run).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    return blocking_of(module.SPEC).resolve(tuple(variables), options, defaults)

@@ -48,6 +48,41 @@ class VariableSpec:
 
 
 @dataclass(frozen=True)
+class Blocking:
+    """How the product stage may cut a cube for this product without changing its result.
+
+    `space`: spatially local (per pixel over time, plus the spec's ``halo``): spatial blocks
+    with every time step give the whole-tile bytes. `time`: each date's output depends on
+    that date only (scene-wide statistics per date): groups of dates over the whole tile do.
+    `tile`: run() needs the whole tile series at once (today's path).
+    """
+
+    mode: Literal["space", "time", "tile"] = "tile"
+    scene_wide_inputs: tuple[str, ...] = ()
+    """Inputs whose presence makes run() use scene-wide statistics (e.g. flood's per-date SAR
+    split threshold): with any of them in the cube the product runs as ``fallback``."""
+    local_options: dict = field(default_factory=dict)
+    """Option values under which ``mode`` holds (e.g. ``{"cloud_screen": False}``); an
+    option set to anything else makes the product run as ``fallback``."""
+    fallback: Literal["time", "tile"] = "tile"
+    incremental: bool = False
+    """True when the outputs of a date never depend on other dates (``temporal="scene"``
+    only): a new cube date adds product steps without recomputing the old ones."""
+
+    def resolve(self, variables: tuple[str, ...], options: dict, defaults: dict) -> str:
+        """The mode for a cube with these variables and run() options (``defaults``: run()'s
+        own defaults, for the options not given)."""
+        if self.mode == "tile":
+            return "tile"
+        if any(v in variables for v in self.scene_wide_inputs):
+            return self.fallback
+        given = {**defaults, **options}  # an option run() no longer has cannot break locality
+        if any(given[k] != v for k, v in self.local_options.items() if k in given):
+            return self.fallback
+        return self.mode
+
+
+@dataclass(frozen=True)
 class ProductSpec:
     """What a product needs and what it makes."""
 
@@ -67,6 +102,9 @@ class ProductSpec:
     """Output variables."""
     halo: int = 0
     """Pixels of context each side a spatial window needs (0 for per-pixel methods)."""
+    blocking: Blocking | None = None
+    """How the product stage may cut the cube. None: not declared here; the stage looks in
+    `geoproc.products.DECLARED_BLOCKING`, else runs the whole tile (today's behaviour)."""
 
     def output(self, name: str) -> VariableSpec:
         for v in self.outputs:

@@ -1,0 +1,214 @@
+"""The product stage, block by block: a product's run() over blocks of the cube, written
+region by region into one product store.
+
+Why: `module.run(inputs.load())` holds the whole tile series (every date, every band, as
+float64 after CF decoding) plus the product's intermediates: peak memory grows with tile
+area x series length. Here the working set is one block whose side (or number of dates)
+comes from a memory budget, the series length and the variable count; the product is
+called only through its public ``run(dataset, **options)``, so its science is untouched.
+Results equal the whole-tile run when the product's declaration holds (see
+`geoproc.products.DECLARED_BLOCKING`): per-pixel-over-time statistics are exact under
+spatial blocking because every block carries every time step, and a halo as wide as the
+product declares gives each core pixel the neighbours it would see in the whole tile.
+
+Store layout and bytes match the whole-tile path: a template with the same variables,
+attributes, encodings and chunks (time 1, y/x 512) is written first (metadata and
+coordinates only), then each block's core is a region write. The caller writes the
+completion marker after the last block.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+
+from geoproc import storage
+from geoproc.errors import NoDataError
+from geoproc.inference.blocks import (
+    Block,
+    BlockStats,
+    block_side,
+    run_blocks,
+    space_blocks,
+    time_blocks,
+)
+
+log = logging.getLogger(__name__)
+
+_MiB = 1024 * 1024
+DEFAULT_BLOCK_BYTES = 384 * _MiB
+"""Working-set budget of one block. Three blocks are in flight (reading, computing,
+writing), so a worker needs about this plus the inputs and outputs of two more blocks."""
+WORK_FACTOR = 3.0
+"""Working bytes per decoded input byte inside run() (intermediates, outputs), measured on
+flood and canopy over a one-year series (see `geoproc bench products`)."""
+OUTPUT_CHUNK = 512
+"""y/x chunk of product stores (time and year chunks are 1)."""
+_PROBE_PX = 8
+
+
+def declared_inputs(inputs: xr.Dataset, spec) -> xr.Dataset:
+    """Only the variables the product declares: the others would be read for nothing."""
+    names = set(spec.required_inputs) | set(spec.optional_inputs) | {"Fmask"}
+    return inputs[[v for v in inputs.data_vars if v in names]]
+
+
+def bytes_per_pixel(inputs: xr.Dataset, *, nt: int) -> float:
+    """Decoded input bytes of one pixel over `nt` dates, times the working factor."""
+    total = 0
+    for var in inputs.data_vars.values():
+        if {"y", "x"} <= set(var.dims):
+            packed = "scale_factor" in var.encoding or "add_offset" in var.encoding
+            itemsize = 8 if packed or var.dtype.kind == "f" else var.dtype.itemsize
+            total += max(itemsize, var.dtype.itemsize)
+    return max(1, total) * nt * WORK_FACTOR
+
+
+def plan_blocks(inputs: xr.Dataset, *, mode: str, halo: int, budget_bytes: int) -> list[Block]:
+    """Spatial blocks (every date) or date groups (whole tile) that fit `budget_bytes`."""
+    nt, ny, nx = inputs.sizes["time"], inputs.sizes["y"], inputs.sizes["x"]
+    if mode == "space":
+        side = block_side(
+            budget_bytes,
+            bytes_per_pixel=bytes_per_pixel(inputs, nt=nt),
+            chunk=min(OUTPUT_CHUNK, max(ny, nx)),
+            halo=halo,
+        )
+        return space_blocks(nt, ny, nx, side=side, halo=halo)
+    per_date = bytes_per_pixel(inputs, nt=1) * ny * nx
+    return time_blocks(nt, ny, nx, steps=max(1, int(budget_bytes // per_date)))
+
+
+def run_blocked(
+    module,
+    inputs: xr.Dataset,
+    location: storage.Location,
+    *,
+    mode: str,
+    options: dict[str, Any],
+    finish: Callable[[xr.Dataset], xr.Dataset],
+    budget_bytes: int = DEFAULT_BLOCK_BYTES,
+    prefetch: bool = True,
+) -> xr.Dataset:
+    """Run `module.run` block by block into the store at `location`; returns the template
+    (the store's structure, lazily). `finish` adds the store attributes (provenance)."""
+    spec = module.SPEC
+    halo = int(spec.halo) if mode == "space" else 0
+    blocks = plan_blocks(inputs, mode=mode, halo=halo, budget_bytes=budget_bytes)
+    probe = module.run(_probe(inputs, mode).load(), **options)
+    template = finish(_template(probe, inputs, mode=mode))
+    if not any(template[v].size for v in template.data_vars):
+        raise NoDataError(f"{spec.name} produced no pixels.")
+    _write_template(template, location)
+    names = list(template.data_vars)
+    group = zarr.open_group(storage.zarr_store(location), mode="r+", zarr_format=3)
+
+    def read(block: Block) -> xr.Dataset:
+        return inputs.isel(time=block.time, y=block.read_y, x=block.read_x).load()
+
+    def compute(block: Block, window: xr.Dataset) -> xr.Dataset:
+        out = module.run(window, **options)
+        return out.isel(block.crop) if mode == "space" else out
+
+    def write(block: Block, out: xr.Dataset) -> None:
+        # Straight to the zarr arrays: the template fixed dtypes, fill values and chunks, and
+        # xarray's region write would re-read the store's metadata for every block.
+        region = {"y": block.y, "x": block.x} if mode == "space" else {"time": block.time}
+        for name in names:
+            var = out[name].transpose(*template[name].dims)
+            index = tuple(region.get(d, slice(None)) for d in var.dims)
+            group[name][index] = _encoded(var.values, template[name])
+
+    stats: BlockStats = run_blocks(
+        blocks, read=read, compute=compute, write=write, prefetch=prefetch
+    )
+    log.info(
+        "%s: %d %s block(s), read %.1fs, compute %.1fs, write %.1fs",
+        spec.name,
+        stats.blocks,
+        mode,
+        stats.read_s,
+        stats.compute_s,
+        stats.write_s,
+    )
+    return template
+
+
+def _encoded(values: np.ndarray, like: xr.DataArray) -> np.ndarray:
+    """Values as stored: NaN becomes the fill value for integer outputs (as xarray does)."""
+    fill = like.encoding.get("_FillValue")
+    if values.dtype.kind == "f" and fill is not None and np.dtype(like.dtype).kind != "f":
+        values = np.where(np.isnan(values), fill, values)
+    return values.astype(like.dtype, copy=False)
+
+
+def _probe(inputs: xr.Dataset, mode: str) -> xr.Dataset:
+    """A few pixels (every date for `space`, one date for `time`): run() on it gives the
+    output variables, dtypes, attributes and non-spatial dims of the whole result."""
+    window = {"y": slice(0, _PROBE_PX), "x": slice(0, _PROBE_PX)}
+    if mode == "time":
+        window["time"] = slice(0, 1)
+    return inputs.isel(window)
+
+
+def _template(probe: xr.Dataset, inputs: xr.Dataset, *, mode: str) -> xr.Dataset:
+    """The whole result's structure: probe variables at full size (lazy zeros, never
+    written) and coordinates taken from the inputs where they run along blocked dims."""
+    blocked = {"y", "x"} | ({"time"} if mode == "time" else set())
+    size = {d: inputs.sizes[d] for d in blocked}
+    coords: dict[str, xr.Variable] = {}
+    for name, coord in probe.coords.items():
+        if set(coord.dims) & blocked:
+            if name not in inputs.coords:
+                raise ValueError(
+                    f"{name!r} varies along {coord.dims} in {probe.attrs.get('product')} "
+                    "output but is not an input coordinate: declare the product `tile`"
+                )
+            coords[name] = xr.Variable(
+                coord.dims, np.asarray(inputs.coords[name].values), coord.attrs, coord.encoding
+            )
+        else:
+            coords[name] = coord.variable
+    data_vars = {}
+    for name, var in probe.data_vars.items():
+        shape = tuple(size.get(d, n) for d, n in zip(var.dims, var.shape, strict=True))
+        data_vars[name] = xr.Variable(
+            var.dims,
+            da.zeros(shape, dtype=var.dtype, chunks=_chunks(var.dims, shape)),
+            var.attrs,
+            {k: v for k, v in var.encoding.items() if k not in ("chunks", "preferred_chunks")},
+        )
+    return xr.Dataset(data_vars, coords=coords, attrs=probe.attrs)
+
+
+def _chunks(dims: tuple, shape: tuple) -> tuple[int, ...]:
+    """The whole-tile path's chunks: 1 along time/year, 512 along y/x, whole otherwise."""
+    return tuple(
+        1 if d in ("time", "year") else min(OUTPUT_CHUNK, n)
+        for d, n in zip(dims, shape, strict=True)
+    )
+
+
+def _write_template(template: xr.Dataset, location: storage.Location) -> None:
+    """Metadata and coordinates now, data chunks by the region writes (lazy zeros dropped).
+
+    Non-index coordinates get the chunks the whole-tile path gives them (it chunks the
+    whole Dataset), so both paths write the same bytes."""
+    ds = template.copy()
+    for name, var in ds.variables.items():
+        var.encoding.pop("preferred_chunks", None)
+        var.encoding.pop("chunks", None)
+        if name not in ds.data_vars and name not in ds.indexes and var.dims:
+            var.encoding["chunks"] = _chunks(var.dims, var.shape)
+    fs, path = storage.filesystem(location)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+    ds.to_zarr(
+        storage.zarr_store(location), mode="w", consolidated=True, zarr_format=3, compute=False
+    )

@@ -1,0 +1,142 @@
+"""The blocked product stage: blocks cover the tile, blockwise results equal the whole-array
+results, and the store a blocked run writes has the whole-tile path's bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from geoproc import storage
+from geoproc.dev.synthetic_cube import synthetic_cube
+from geoproc.inference import product_stage
+from geoproc.inference.blocks import block_side, chunk_groups, space_blocks, time_blocks
+from geoproc.product_runner import open_cube, run_product_on_cube, select_inputs
+from geoproc.products import flood, lst, stage_blocking
+
+OPTICAL = ("blue", "green", "red", "nir08", "swir16", "swir22")
+
+
+def _cube(nt: int = 10, ny: int = 70, nx: int = 60, *, seed: int = 3) -> xr.Dataset:
+    """A cube-store-shaped Dataset: optical + thermal bands, fmask, platform, completion."""
+    ds = synthetic_cube(nt, ny, nx, bands=OPTICAL, chunks=(1, 32, 32), seed=seed)
+    rng = np.random.default_rng(seed)
+    # Water in a band across the tile, so flood's classes and the reference both vary.
+    water = np.zeros((nt, ny, nx), bool)
+    water[:, 20:35, :] = True
+    water[nt // 2 :, 35:45, 10:40] = True  # a flood in the second half
+    for band, value in (("nir08", 0.02), ("swir16", 0.01), ("swir22", 0.005)):
+        ds[band].values[water & np.isfinite(ds[band].values)] = value
+    ds["lwir11"] = (("time", "y", "x"), (290 + rng.normal(0, 3, (nt, ny, nx))).astype("f4"))
+    ds["fmask"] = (("time", "y", "x"), np.zeros((nt, ny, nx), "u1"))
+    for name in ("lwir11", "fmask"):
+        ds[name].encoding = {"chunks": (1, 32, 32)}
+    ds = ds.assign_coords(
+        time=pd.date_range("2024-01-05", periods=nt, freq="9D").values,
+        platform=("time", np.array(["L30", "S30"] * nt)[:nt].astype(str)),
+    )
+    ds["time_complete"] = ("time", np.ones(nt, bool))
+    ds.attrs["geoproc:source_items"] = [[f"item-{t}"] for t in range(nt)]
+    return ds
+
+
+@pytest.fixture
+def cube_url(tmp_path: Path) -> str:
+    url = str(tmp_path / "cube.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _cube().to_zarr(storage.zarr_store(url), mode="w", consolidated=True, zarr_format=3)
+    return url
+
+
+def _digest(root: str) -> dict[str, str]:
+    base = Path(root)
+    return {
+        str(p.relative_to(base)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(base.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_blocks_cover_the_tile_once_with_their_halo():
+    blocks = space_blocks(5, 70, 60, side=16, halo=2)
+    cover = np.zeros((70, 60), int)
+    for b in blocks:
+        cover[b.y, b.x] += 1
+        assert b.read_y.start == max(0, b.y.start - 2) and b.read_y.stop == min(70, b.y.stop + 2)
+        crop = b.crop
+        assert crop["y"].stop - crop["y"].start == b.y.stop - b.y.start
+    assert (cover == 1).all()
+    assert len(blocks) == 5 * 4
+    assert [(b.time.start, b.time.stop) for b in time_blocks(7, 4, 4, steps=3)] == [
+        (0, 3),
+        (3, 6),
+        (6, 7),
+    ]
+    groups = chunk_groups(space_blocks(1, 64, 64, side=16, halo=0), chunk=32)
+    assert sorted(len(g) for g in groups) == [4, 4, 4, 4]
+
+
+def test_block_side_follows_the_budget():
+    # 1 MiB at 100 B/px fits 102 px: the largest power-of-two divisor of 512 below is 64.
+    assert block_side(2**20, bytes_per_pixel=100, chunk=512) == 64
+    # A budget fitting 1100 px a side gives whole multiples of the chunk.
+    assert block_side(1100**2 * 10, bytes_per_pixel=10, chunk=512) == 1024
+    # Twice the series halves the area per block: the side shrinks, memory does not grow.
+    one = block_side(2**26, bytes_per_pixel=1000, chunk=512)
+    two = block_side(2**26, bytes_per_pixel=2000, chunk=512)
+    assert two < one and two * two * 2000 <= 2**26
+
+
+def test_declarations():
+    assert stage_blocking(flood, OPTICAL, {}) == "space"
+    assert stage_blocking(flood, (*OPTICAL, "vv"), {}) == "tile"  # scene-wide SAR threshold
+    assert stage_blocking(flood, OPTICAL, {"algorithm": "unet"}) == "tile"
+    assert stage_blocking(lst, ("lwir11",), {}) == "time"  # scene percentile cloud screen
+    assert stage_blocking(lst, ("lwir11",), {"cloud_screen": False}) == "space"
+
+
+def test_blockwise_flood_equals_whole_array(cube_url, tmp_path):
+    """Per-pixel-over-time statistics (the occurrence reference) are exact under blocking."""
+    inputs = product_stage.declared_inputs(
+        select_inputs(open_cube(cube_url, dask=False), "flood"), flood.SPEC
+    )
+    whole = flood.run(inputs.load())
+    location = storage.parse_url(str(tmp_path / "blocked.zarr"))
+    product_stage.run_blocked(
+        flood, inputs, location, mode="space", options={}, finish=lambda r: r, budget_bytes=2**17
+    )
+    assert len(product_stage.plan_blocks(inputs, mode="space", halo=1, budget_bytes=2**17)) > 4
+    blocked = xr.open_zarr(
+        storage.zarr_store(location), consolidated=True, mask_and_scale=False
+    ).load()
+    assert set(np.unique(whole["water"].values)) >= {0, 1, 2}
+    for name in ("water", "water_probability", "diagnostic", "water_source"):
+        np.testing.assert_array_equal(blocked[name].values, whole[name].values, err_msg=name)
+    np.testing.assert_allclose(
+        blocked["uncertainty"].values, whole["uncertainty"].values, rtol=1e-6, equal_nan=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("product", "mode", "budget"), [("flood", "space", 2**17), ("lst", "time", 2**17)]
+)
+def test_blocked_store_has_the_whole_tile_bytes(cube_url, tmp_path, product, mode, budget):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = run_product_on_cube(
+            product, cube_url, str(tmp_path / "whole"), tile="T", blocking="tile"
+        )
+        blocked = run_product_on_cube(
+            product, cube_url, str(tmp_path / "blocked"), tile="T", block_memory_bytes=budget
+        )
+    assert (whole.mode, blocked.mode) == ("tile", mode)
+    assert blocked.steps == whole.steps == (10 if product == "flood" else 5)
+    a, b = _digest(whole.store), _digest(blocked.store)
+    assert len(a) > 20
+    assert a == b
