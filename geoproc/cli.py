@@ -2,36 +2,54 @@
 
 Each command group lives in `geoproc/commands/<group>.py` and exposes
 ``register(subparsers)``; this file only collects them, so adding a command never
-touches another command's file.
+touches another command's file. Command modules import their heavy libraries (torch,
+prefect, dask, rio-tiler) inside the functions that run, and when the command word is
+known only that command's module is imported, so `geoproc <command> --help` starts fast.
 
-Exit codes: 0 success, 1 runtime failure (`GeoprocError`, or storage that failed for
-good after its retries), 2 usage error (`UsageError` or an argparse error), 130
-interrupted. A user mistake never prints a traceback.
+Exit codes (the classes and their table live in `geoproc.errors`): 0 success, 1 runtime
+failure, 2 usage error, 3 missing local file, 4 schema problem, 5 storage failure (local
+disk: path named; S3: endpoint named), 6 network failure, 70 internal error (a bug; the
+traceback is saved to a file), 130 interrupted. A user mistake never prints a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import pkgutil
 import sys
 
 from geoproc import __version__
-from geoproc.errors import GeoprocError
+from geoproc.errors import (
+    GeoprocError,
+    InternalError,
+    MissingFileError,
+    NetworkError,
+    StorageFailure,
+)
 
 
-def _command_modules() -> list:
+def _command_names() -> list[str]:
+    """Command groups by module name, found without importing them."""
     import geoproc.commands as pkg
 
-    return [
-        importlib.import_module(f"geoproc.commands.{m.name}")
-        for m in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name)
-        if not m.name.startswith("_")
-    ]
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_word(argv: list[str] | None) -> str | None:
+    """The first positional token (the command), if any; options before it are top-level."""
+    for token in argv or ():
+        if token == "--":
+            return None
+        if not token.startswith("-"):
+            return token
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: only the named command's module when argv names a known one."""
     parser = argparse.ArgumentParser(
         prog="geoproc",
         description="Satellite archives to flood, land surface temperature and tree canopy maps.",
@@ -39,13 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"geoproc {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in _command_modules():
-        module.register(sub)
+    names = _command_names()
+    word = _command_word(argv)
+    for name in [word] if word in names else names:
+        importlib.import_module(f"geoproc.commands.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -53,34 +74,94 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         result = args.func(args)
-    except GeoprocError as exc:
-        print(f"geoproc: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except _storage_errors() as exc:
-        print(f"geoproc: error: {_storage_message(exc)}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("geoproc: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # every failure becomes one message and one exit code
+        error = classify_error(exc, out=getattr(args, "out", None))
+        print(f"geoproc: error: {error}", file=sys.stderr)
+        return error.exit_code
     return int(result or 0)
 
 
-def _storage_errors() -> tuple[type[BaseException], ...]:
-    """I/O failures that outlived the storage clients' own retries (disk, S3, network)."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (OSError, BotoCoreError, ClientError)
-
-
-def _storage_message(exc: BaseException) -> str:
-    """Name the endpoint that failed; never echo a credential."""
+def classify_error(exc: BaseException, *, out: str | None = None) -> GeoprocError:
+    """The geoproc error that says what happened; `out` is the run's --out (local or s3)."""
     from geoproc.redact import scrub
+
+    if isinstance(exc, GeoprocError):
+        return exc
+    out_is_s3 = str(out or "").lower().startswith("s3://")
+    if _is_s3_client_error(exc):
+        return StorageFailure(_s3_message(scrub(str(exc))))
+    if isinstance(exc, OSError):
+        path = exc.filename if isinstance(exc.filename, str) else None
+        local = path is not None and (path.startswith("/") or not out_is_s3)
+        if isinstance(exc, FileNotFoundError) and local:
+            return MissingFileError(
+                f"{path} does not exist: check the path (or the file geoproc was told to read), "
+                "then run the same command again."
+            )
+        if _is_network_error(exc):
+            if out_is_s3:
+                return StorageFailure(_s3_message(scrub(str(exc))))
+            return NetworkError(
+                f"a network connection failed: {scrub(str(exc))}. Check the network and the "
+                "server named in the command (--catalog), then run the same command again."
+            )
+        if out_is_s3 and not local:
+            return StorageFailure(_s3_message(scrub(str(exc))))
+        where = path or (str(out) if out else "the local disk")
+        hint = (
+            "free space on that disk"
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            else "that the path exists, is writable and has free space"
+        )
+        return StorageFailure(
+            f"local disk at {where} failed: {scrub(exc.strerror or str(exc))}. Check {hint}, "
+            "then run the same command again (it resumes)."
+        )
+    return _internal_error(exc)
+
+
+def _is_s3_client_error(exc: BaseException) -> bool:
+    botocore = sys.modules.get("botocore.exceptions")  # only loaded if S3 was used
+    return botocore is not None and isinstance(exc, botocore.BotoCoreError | botocore.ClientError)
+
+
+def _is_network_error(exc: OSError) -> bool:
+    import socket
+    import urllib.error
+
+    return isinstance(exc, ConnectionError | TimeoutError | socket.gaierror | urllib.error.URLError)
+
+
+def _s3_message(detail: str) -> str:
+    """Name the S3 endpoint that failed; never echo a credential."""
     from geoproc.settings import get_settings
 
-    endpoint = get_settings().resolved_s3_endpoint() or "S3 or local disk"
+    endpoint = get_settings().resolved_s3_endpoint() or "the default AWS S3 endpoint"
     return (
-        f"storage at {endpoint} failed: {scrub(str(exc))}. Check that the endpoint is "
-        "reachable and the credentials allowed, then run the same command again (it resumes)."
+        f"storage at {endpoint} failed: {detail}. Check that the endpoint is reachable and "
+        "the credentials allowed, then run the same command again (it resumes)."
+    )
+
+
+def _internal_error(exc: BaseException) -> InternalError:
+    """A bug: say so, keep the traceback in a file for the report, print no traceback."""
+    import tempfile
+    import traceback
+
+    from geoproc.redact import scrub
+
+    text = scrub("".join(traceback.format_exception(exc)))
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="geoproc-traceback-", suffix=".txt", delete=False
+    ) as f:
+        f.write(text)
+    return InternalError(
+        f"internal error (a bug in geoproc, not a problem with your input): "
+        f"{type(exc).__name__}: {scrub(str(exc))[:300]}. The traceback is in {f.name}; "
+        "please report it with the command you ran."
     )
 
 

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geoproc.catalog.sensors import profile_for
 from geoproc.errors import (
@@ -23,7 +23,9 @@ from geoproc.errors import (
     UnknownNameError,
     UsageError,
 )
-from geoproc.storage import Location, parse_url
+
+if TYPE_CHECKING:  # storage pulls fsspec and settings; the CLI parser imports this module
+    from geoproc.storage import Location
 
 PRODUCTS = ("flood", "lst", "canopy")
 DEFAULT_COLLECTIONS = ("HLSL30_2.0", "HLSS30_2.0", "sentinel-1-rtc")
@@ -184,6 +186,8 @@ class RunRequest:
         collections: str | list[str] = DEFAULT_COLLECTIONS,
         options: dict[str, Any] | None = None,
     ) -> RunRequest:
+        from geoproc.storage import parse_url
+
         s, e = parse_date_range(start, end)
         check_catalog_url(catalog)
         _check_aoi(aoi)

@@ -22,6 +22,8 @@ import jsonschema
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 
+from geoproc.errors import SchemaError
+
 _CORE = {
     "Feature": "item-spec/json-schema/item.json",
     "Collection": "collection-spec/json-schema/collection.json",
@@ -29,7 +31,7 @@ _CORE = {
 }
 
 
-class StacValidationError(ValueError):
+class StacValidationError(SchemaError, ValueError):
     """A STAC object does not match one of its schemas; the message lists every problem."""
 
 
@@ -82,7 +84,11 @@ def validate_stac(obj: dict) -> list[str]:
         try:
             schema = _retrieve(url).contents
         except NoSuchResource:
-            problems.append(f"{url}: schema not available offline")
+            where = os.environ.get("GEOPROC_STAC_SCHEMAS") or "geoproc/schemas"
+            problems.append(
+                f"{url}: schema not available offline (not under {where}; set "
+                "GEOPROC_STAC_SCHEMAS to a folder laid out as HOST/PATH that holds it)"
+            )
             continue
         validator_cls = jsonschema.validators.validator_for(
             schema, default=jsonschema.Draft7Validator

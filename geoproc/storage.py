@@ -64,12 +64,22 @@ def safe_key(part: str) -> str:
     return "/".join(segments)
 
 
-def parse_url(url: str | os.PathLike) -> Location:
-    """Parse a local path, file:// or s3:// URL; anything else is a usage error."""
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+
+
+def parse_url(url: str | os.PathLike, *, argument: str = "--out") -> Location:
+    """Parse a local path, file:// or s3:// URL; anything else is a usage error naming `argument`.
+
+    An s3:// URL is checked in full before anything is written: the bucket name against
+    the S3 naming rules (3-63 lowercase letters, digits, '.', '-'; no IP address), and the
+    key prefix for `..`, `.` and empty segments, which S3 would store literally as keys
+    (``s3://b/../../etc`` would write objects named ``../../etc/...``).
+    """
     text = os.fspath(url).strip()
     if not text:
         raise StorageURLError(
-            "The output URL is empty: pass a local path, file:///abs/path or s3://bucket/prefix."
+            f"{argument} is empty: pass a local path, file:///abs/path or s3://bucket/prefix."
         )
     parsed = urlparse(text)
     scheme = parsed.scheme.lower()
@@ -77,16 +87,43 @@ def parse_url(url: str | os.PathLike) -> Location:
         local = parsed.path if scheme == "file" else text
         if scheme == "file" and parsed.netloc not in ("", "localhost"):
             raise StorageURLError(
-                f"file URL {text!r} names a host; use file:///absolute/path (three slashes) or a plain path."
+                f"{argument} {text!r} names a host; use file:///absolute/path (three slashes) or a plain path."
             )
         return Location("file", str(Path(local).expanduser().resolve()))
     if scheme == "s3":
-        if not parsed.netloc:
-            raise StorageURLError(f"s3 URL {text!r} has no bucket; use s3://BUCKET/PREFIX.")
-        return Location("s3", f"{parsed.netloc}{parsed.path}".rstrip("/"))
+        return Location("s3", _checked_s3_path(text, argument))
     raise StorageURLError(
-        f"Unsupported URL scheme {parsed.scheme!r} in {text!r}: use a local path, file:// or s3://."
+        f"{argument}: unsupported URL scheme {parsed.scheme!r} in {text!r}: use a local path, "
+        "file:// or s3://."
     )
+
+
+def _checked_s3_path(text: str, argument: str) -> str:
+    """`bucket/prefix` of an s3:// URL, or a `StorageURLError` naming what to change."""
+    rest = text.split("://", 1)[1]
+    if any(c in rest for c in "?#") or _UNSAFE_CHARS.search(rest):
+        raise StorageURLError(
+            f"{argument} {text!r} holds '?', '#', a backslash or control characters: "
+            "use s3://BUCKET/PREFIX with plain key names."
+        )
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise StorageURLError(f"{argument} {text!r} has no bucket; use s3://BUCKET/PREFIX.")
+    if not _S3_BUCKET.match(bucket) or ".." in bucket or _IPV4.match(bucket):
+        raise StorageURLError(
+            f"{argument} {text!r}: {bucket!r} is not a valid S3 bucket name (3-63 characters: "
+            "lowercase letters, digits, '.' and '-', starting and ending with a letter or "
+            "digit, not an IP address); pick a valid bucket."
+        )
+    segments = prefix[:-1].split("/") if prefix.endswith("/") else prefix.split("/")
+    if prefix and any(s in ("", ".", "..") for s in segments):
+        bad = next(s for s in segments if s in ("", ".", ".."))
+        what = "an empty segment ('//')" if bad == "" else f"a {bad!r} segment"
+        raise StorageURLError(
+            f"{argument} {text!r} has {what} in its key prefix, which S3 would store literally: "
+            "write the prefix without '..', '.' or '//', e.g. s3://bucket/runs/2024."
+        )
+    return f"{bucket}/{prefix}".rstrip("/")
 
 
 def storage_options(location: Location, *, settings: Settings | None = None) -> dict[str, Any]:

@@ -44,10 +44,10 @@ def test_missing_credentials_is_clear_and_secret_free(monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(CredentialsError, match="GEOPROC_S3_ACCESS_KEY_ID"):
-        storage.storage_options(storage.parse_url("s3://b/p"))
+        storage.storage_options(storage.parse_url("s3://bkt/p"))
     monkeypatch.setenv("GEOPROC_S3_ACCESS_KEY_ID", "AKIA-SENTINEL-KEY")
     with pytest.raises(CredentialsError) as err:
-        storage.storage_options(storage.parse_url("s3://b/p"))
+        storage.storage_options(storage.parse_url("s3://bkt/p"))
     assert "AKIA-SENTINEL-KEY" not in str(err.value)
     assert "secret access key" in str(err.value)
 
@@ -90,3 +90,59 @@ def test_remove_partial_writes_only_touches_orphans(tmp_path):
     assert storage.remove_partial_writes(str(store)) == 1
     assert sorted(p.name for p in store.rglob("*") if p.is_file()) == ["0"]
     assert storage.remove_partial_writes("s3://bucket/a.zarr") == 0
+
+
+@pytest.mark.parametrize(
+    "url, needle",
+    [
+        ("s3://bucket/../../etc", "'..' segment"),
+        ("s3://bucket/a/./b", "'.' segment"),
+        ("s3://bucket/a//b", "empty segment"),
+        ("s3://Bad_Bucket!!/x", "not a valid S3 bucket name"),
+        ("s3://ab/x", "not a valid S3 bucket name"),
+        ("s3://192.168.1.1/x", "not a valid S3 bucket name"),
+        ("s3://my..bucket/x", "not a valid S3 bucket name"),
+        ("s3://bucket/x?versionId=1", "'?'"),
+    ],
+)
+def test_unsafe_s3_urls_are_usage_errors_naming_out(url, needle):
+    with pytest.raises(StorageURLError) as err:
+        storage.parse_url(url)
+    assert needle in str(err.value) and str(err.value).startswith("--out ")
+    assert err.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "url, path",
+    [("s3://bucket/runs/2024/", "bucket/runs/2024"), ("s3://my.bucket-1", "my.bucket-1")],
+)
+def test_valid_s3_urls_keep_bucket_and_prefix(url, path):
+    assert storage.parse_url(url).path == path
+
+
+@pytest.mark.parametrize("out", ["s3://bucket/../../etc", "s3://Bad_Bucket!!/x"])
+@pytest.mark.parametrize("command", ["run", "cube", "publish"])
+def test_cli_refuses_unsafe_s3_out_with_exit_2_before_writing(
+    command, out, tmp_path, monkeypatch, capsys
+):
+    from geoproc.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    common = ["--aoi", "11.9,47.4,12.1,47.6", "--start", "2024-01-01", "--end", "2024-01-31"]
+    argv = {
+        "run": ["run", "flood", "--catalog", "http://127.0.0.1:9", *common],
+        "cube": [
+            "cube",
+            "build",
+            "--catalog",
+            str(tmp_path),
+            "--collections",
+            "HLSL30_2.0",
+            *common,
+        ],
+        "publish": ["publish"],
+    }[command]
+    assert main([*argv, "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []

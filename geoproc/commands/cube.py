@@ -7,7 +7,9 @@ import json
 import sys
 
 from geoproc.catalog.sensors import DEFAULT_FMASK_MASKED, DEFAULT_SCL_MASKED
-from geoproc.grid import DEFAULT_RESOLUTION, DEFAULT_TILE_SIZE_PX
+
+# The grid's defaults are resolved when the command runs: importing geoproc.grid here would
+# load numpy, shapely and pyproj just to print --help.
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,14 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--tile-size",
         type=int,
-        default=DEFAULT_TILE_SIZE_PX,
-        help="tile side in pixels (default 1024)",
+        default=None,
+        help="tile side in pixels (default: the grid's, 1024)",
     )
     build.add_argument(
         "--resolution",
         type=float,
-        default=DEFAULT_RESOLUTION,
-        help="pixel size in metres (default 30)",
+        default=None,
+        help="pixel size in metres (default: the grid's, 30)",
     )
     build.add_argument(
         "--max-cloud-cover",
@@ -81,7 +83,13 @@ def run_build(args: argparse.Namespace) -> int:
     from geoproc.cube.assemble import CubeOptions
     from geoproc.cube.store import build_cubes
     from geoproc.errors import UsageError
+    from geoproc.grid import DEFAULT_RESOLUTION, DEFAULT_TILE_SIZE_PX
+    from geoproc.storage import parse_url
 
+    parse_url(args.out)  # a bad --out is a usage error before the search or any write
+
+    tile_size = DEFAULT_TILE_SIZE_PX if args.tile_size is None else args.tile_size
+    resolution = DEFAULT_RESOLUTION if args.resolution is None else args.resolution
     try:
         scl = tuple(int(v) for v in _csv(args.scl_mask))
     except ValueError as exc:
@@ -103,8 +111,8 @@ def run_build(args: argparse.Namespace) -> int:
         start=args.start,
         end=args.end,
         out=args.out,
-        tile_size_px=args.tile_size,
-        resolution=args.resolution,
+        tile_size_px=tile_size,
+        resolution=resolution,
         max_cloud_cover=args.max_cloud_cover,
         options=options,
         batch_size=args.batch_size,

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from geoproc.inference.card import dumps_card
-from geoproc.inference.registry import find_card, list_models
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("models", help="list and describe the inference models")
@@ -29,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from geoproc.inference.registry import list_models
+
     cards = list_models(source=args.source)
     if args.json:
         rows = [
@@ -47,6 +46,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from geoproc.inference.card import dumps_card
+    from geoproc.inference.registry import find_card
+
     card = find_card(args.name, source=args.source)
     if args.json:
         print(dumps_card(card.raw), end="")

@@ -64,7 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _publish(args: argparse.Namespace) -> int:
     from geoproc.publish.publisher import publish_run
+    from geoproc.storage import parse_url
 
+    parse_url(args.out)  # a bad --out is a usage error before anything is read or written
     products = [p for group in args.products or [] for p in group.split(",") if p] or None
     summary = publish_run(
         args.out,
