@@ -134,18 +134,10 @@ def test_viewer_of_the_real_run_shows_the_flood(small_run, tmp_path):
     import shutil
 
     from geoproc.publish.colormaps import DRY_COLOR, FLOOD_COLOR, PERMANENT_WATER_COLOR
-    from tests.publish.test_publish_viewer import (
-        _console_lines,
-        _count,
-        _find_chromium,
-        _screenshot,
-    )
+    from tests.helpers.browser import require_chromium
+    from tests.publish.test_publish_viewer import _console_lines, _count, _screenshot
 
-    browser = _find_chromium()
-    if browser is None:
-        pytest.skip(
-            "headless Chromium not installed (tests/publish/test_publish_viewer.py installs it when it can)"
-        )
+    browser = require_chromium()
     out, _ = small_run
     counts: dict = {}
     for store in (out / "products" / "flood").glob("*.zarr"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -14,34 +13,13 @@ import rasterio
 
 from geoproc.publish.colormaps import DRY_COLOR, FLOOD_COLOR, PERMANENT_WATER_COLOR, STYLES
 from geoproc.publish.viewer import viewer_html
+from tests.helpers.browser import require_chromium
 from tests.helpers.published_stores import DATES, shared_published
-
-_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def _find_chromium() -> str | None:
-    for name in _CANDIDATES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    found = _find_chromium()
-    if not found and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(
-            ["apt-get", "install", "-y", "chromium"],
-            capture_output=True,
-            timeout=900,
-            check=False,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-        found = _find_chromium()
-    if not found:
-        pytest.skip("headless Chromium not found and `apt-get install -y chromium` not possible")
-    return found
+    return require_chromium()
 
 
 @pytest.fixture(scope="module")
