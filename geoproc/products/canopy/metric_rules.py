@@ -12,12 +12,12 @@ reflectance); the decisions:
     exceeds 0.25-0.30, Huete 1988, Remote Sens. Environ. 25:295; minimum/low-percentile
     NDVI as the evergreen-woody signal: Hansen et al. 2013; Donohue et al. 2009 persistent
     vegetation), and, when SWIR1 is present, the leaf-on canopy is not grass-bright in
-    SWIR1 (< 0.22: shadowed, water-rich tree crowns; Gao 1996, Remote Sens. Environ.
+    SWIR1 (< 0.21: shadowed, water-rich tree crowns; Gao 1996, Remote Sens. Environ.
     58:257; Copernicus HRL Tree Cover Density ATBD);
   - *deciduous woody canopy* (needs SWIR): a dense leaf-on canopy (NDVI > 0.70) that is
     dark in SWIR2 (< 0.10) and whose leaf-off season keeps NDVI above a bare field
     (> 0.30: stems, litter, understorey), which is what a crop lacks;
-  - *NDVI only* (no red/NIR/SWIR reflectance): one threshold on p10 NDVI (0.17),
+  - *NDVI only* (no red/NIR/SWIR reflectance): one threshold on p10 NDVI (0.18),
     calibrated on the real Slovenian series (west half of the patch; see `real_cases`),
     because only the evergreen signal is left.
 * **conifer vs broadleaf** among trees: needle-leaf canopies keep their leaves (a small
@@ -25,7 +25,8 @@ reflectance); the decisions:
   minus spring/winter NDVI, Immitzer et al. 2019, Remote Sens. 11:2599) and are dark in
   NIR (clumped shoots, shadow: Rautiainen & Stenberg 2005; NIR and SWIR among the most
   important S2 bands for species, Immitzer et al. 2016, Remote Sens. 8:166). The two
-  cues are added as logits, so either can carry a pixel when the other is ambiguous.
+  cues are added as logits; a clear leaf-off season is strong evidence of broadleaf, an
+  evergreen cycle only weak evidence of conifer (capped), so NIR decides evergreens.
   Sclerophyll evergreen broadleaf (eucalypt) with a dry leaf-on canopy (NDMI < 0.12) is
   kept broadleaf. Known limits: larch (deciduous conifer) comes out broadleaf; without
   NIR reflectance the contrast alone decides, so evergreen broadleaf reads as conifer.
@@ -50,7 +51,7 @@ class MetricThresholds:
 
     evergreen_p10_ndvi: float = 0.35
     """p10 NDVI above which a canopy is green all year (bare soil / dry grass stay below)."""
-    grass_swir16: float = 0.22
+    grass_swir16: float = 0.21
     """Leaf-on SWIR1 reflectance above which an evergreen-green surface is grass, not trees."""
     deciduous_leaf_on_ndvi: float = 0.70
     """Leaf-on NDVI of a closed deciduous canopy."""
@@ -58,11 +59,11 @@ class MetricThresholds:
     """Leaf-on SWIR2 reflectance below which a dense canopy is shadowed tree crowns."""
     deciduous_leaf_off_ndvi: float = 0.30
     """Leaf-off NDVI above which the ground is not a bare field (stems, litter, understorey)."""
-    ndvi_only_p10: float = 0.17
+    ndvi_only_p10: float = 0.18
     """NDVI-only input: p10 NDVI threshold calibrated on the real Slovenian series."""
-    conifer_contrast: float = 0.15
+    conifer_contrast: float = 0.20
     """Leaf-on minus leaf-off NDVI below which a canopy is evergreen."""
-    conifer_nir: float = 0.32
+    conifer_nir: float = 0.30
     """Leaf-on NIR reflectance below which a canopy is needle-leaf dark."""
     sclerophyll_ndmi: float = 0.12
     """Leaf-on NDMI below which an evergreen canopy is dry sclerophyll broadleaf."""
@@ -118,9 +119,11 @@ def tree_probability(m: dict[str, np.ndarray], t: MetricThresholds) -> np.ndarra
 
 def conifer_probability(m: dict[str, np.ndarray], t: MetricThresholds) -> np.ndarray:
     """Probability that a tree canopy is needle-leaf (see the module docstring)."""
-    logit = (t.conifer_contrast - m["leaf_off_contrast"]) / 0.04
+    # a large contrast is strong evidence of broadleaf (deciduous); a small one only weak
+    # evidence of conifer (evergreen broadleaf exists), so NIR darkness decides evergreens
+    logit = np.clip((t.conifer_contrast - m["leaf_off_contrast"]) / 0.04, -8.0, 1.5)
     if "nir_leaf_on" in m:
-        logit = logit + (t.conifer_nir - m["nir_leaf_on"]) / 0.03
+        logit = logit + (t.conifer_nir - m["nir_leaf_on"]) / 0.025
     p = _sigmoid(logit)
     if "nir_leaf_on" in m and "swir16_leaf_on" in m:
         nir, swir = m["nir_leaf_on"], m["swir16_leaf_on"]

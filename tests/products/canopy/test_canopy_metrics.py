@@ -1,0 +1,112 @@
+"""The default method: temporal statistics and calibrated rules, on any band subset and sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geoproc.errors import UsageError
+from geoproc.products import canopy
+from geoproc.products.canopy.metric_rules import MetricThresholds, classify_metrics
+from geoproc.products.canopy.metrics import temporal_metrics
+from tests.helpers.canopy_series import class_grid, synthetic_dataset, truth_of
+
+KINDS = ["broadleaf", "conifer", "evergreen_broadleaf", "grass", "crop"]
+SEASONAL_MEDIANS = pd.DatetimeIndex(["2024-01-15", "2024-04-15", "2024-07-15", "2024-10-15"])
+
+
+def test_percentiles_match_numpy_and_ignore_masked_dates():
+    rng = np.random.default_rng(0)
+    ndvi = rng.uniform(0.1, 0.9, size=(30, 5)).astype("float32")
+    ndvi[rng.random(ndvi.shape) < 0.3] = np.nan
+    times = pd.date_range("2024-01-01", periods=30, freq="12D").values
+    m = temporal_metrics({"ndvi": ndvi}, times)
+    for q in (10, 50, 90):
+        np.testing.assert_allclose(m[f"ndvi_p{q}"], np.nanpercentile(ndvi, q, axis=0), rtol=1e-5)
+    assert m["clear_count"].tolist() == np.isfinite(ndvi).sum(axis=0).tolist()
+
+
+def test_seasons_are_aligned_by_hemisphere():
+    times = SEASONAL_MEDIANS.values
+    ndvi = np.array([[0.4], [0.6], [0.9], [0.7]], dtype="float32")  # Jan, Apr, Jul, Oct
+    north = temporal_metrics({"ndvi": ndvi}, times, shift_days=0)
+    south = temporal_metrics({"ndvi": ndvi}, times, shift_days=182)
+    assert north["ndvi_jja"][0] == pytest.approx(0.9) and north["ndvi_djf"][0] == pytest.approx(0.4)
+    assert south["ndvi_jja"][0] == pytest.approx(0.4) and south["ndvi_djf"][0] == pytest.approx(0.9)
+    # leaf-off is the lower of the aligned winter and spring medians
+    assert north["ndvi_leaf_off"][0] == pytest.approx(0.4)
+    assert north["leaf_off_contrast"][0] == pytest.approx(0.5)
+
+
+def test_snow_on_an_evergreen_canopy_is_not_read_as_leaf_off():
+    times = SEASONAL_MEDIANS.values
+    conifer = [0.022, 0.035, 0.022, 0.21, 0.10, 0.045]
+    snow = [0.80, 0.78, 0.75, 0.70, 0.08, 0.05]
+    names = ("blue", "green", "red", "nir08", "swir16", "swir22")
+    rows = np.array([snow, conifer, conifer, conifer], dtype="float32")
+    result = classify_metrics({n: rows[:, i, None] for i, n in enumerate(names)}, times)
+    assert result.clear_count.tolist() == [3]
+    assert np.argmax(result.probabilities[:, 0]) == 2
+
+
+@pytest.mark.parametrize("south", [False, True], ids=["north", "south"])
+def test_default_method_classifies_every_kind_in_both_hemispheres(south):
+    classes = class_grid(KINDS, repeat=3)
+    out = canopy.run(synthetic_dataset(classes, south=south, seed=2))
+    assert out.attrs["parameters"].startswith('{"all_probabilities": false, "hemisphere": null')
+    np.testing.assert_array_equal(out["canopy_class"].values[0], truth_of(classes))
+    cover = out["canopy_cover"].values[0]
+    assert cover[truth_of(classes) == 0].max() == 0 and cover[truth_of(classes) > 0].min() >= 40
+
+
+@pytest.mark.parametrize(
+    "bands",
+    [
+        ("red", "nir08", "swir16", "swir22"),
+        ("blue", "green", "red", "nir08"),
+        ("red", "nir08", "swir16"),
+    ],
+)
+def test_a_band_subset_and_four_seasonal_medians_still_find_the_trees(bands):
+    classes = class_grid(["broadleaf", "conifer", "grass"], repeat=2)
+    ds = synthetic_dataset(classes, times=SEASONAL_MEDIANS, cloud_fraction=0.0, seed=3)
+    out = canopy.run(ds[list(bands)]).isel(year=0)
+    cls = out["canopy_class"].values
+    truth = truth_of(classes)
+    assert (cls[truth == 2] == 2).all() and (cls[truth == 1] == 1).all()
+    if "swir16" in bands:  # without SWIR an evergreen-green grassland cannot be told apart
+        assert (cls[truth == 0] == 0).all()
+    assert out.attrs["input_bands"] == " ".join(b for b in canopy.INPUT_BANDS if b in bands)
+
+
+def test_broad_nir_is_used_when_nir08_is_absent():
+    classes = class_grid(["broadleaf", "conifer"], repeat=2)
+    ds = synthetic_dataset(classes, seed=4).rename({"nir08": "nir"})
+    out = canopy.run(ds)
+    np.testing.assert_array_equal(out["canopy_class"].values[0], truth_of(classes))
+
+
+def test_ndvi_alone_uses_the_calibrated_p10_threshold():
+    ds = synthetic_dataset(class_grid(["conifer"], repeat=2), seed=5)
+    ndvi = ((ds["nir08"] - ds["red"]) / (ds["nir08"] + ds["red"])).to_dataset(name="ndvi")
+    # right column: a field with bare soil for a third of the year (NDVI 0.12)
+    bare = ndvi["time"].dt.month.isin([11, 12, 1, 2])
+    ndvi["ndvi"][:, :, 1] = ndvi["ndvi"][:, :, 1].where(~bare, 0.12)
+    out = canopy.run(ndvi)
+    assert out["canopy_class"].values[0][:, 0].tolist() == [2, 2]  # evergreen: conifer
+    assert out["canopy_class"].values[0][:, 1].tolist() == [0, 0]
+    assert out.attrs["input_bands"] == "ndvi"
+
+
+def test_input_without_red_and_nir_or_ndvi_is_a_usage_error_naming_them():
+    ds = synthetic_dataset(class_grid(["grass"], repeat=1))[["blue", "green"]]
+    with pytest.raises(UsageError, match="`red` and `nir08`"):
+        canopy.run(ds)
+    with pytest.raises(UsageError, match="method='metrics'"):
+        canopy.run(ds, method="rules")
+
+
+def test_thresholds_are_a_frozen_record():
+    with pytest.raises(AttributeError):
+        MetricThresholds().evergreen_p10_ndvi = 0.5  # type: ignore[misc]
