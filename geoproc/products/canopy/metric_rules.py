@@ -38,7 +38,10 @@ non-tree pixels.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -67,6 +70,10 @@ class MetricThresholds:
     """Leaf-on NIR reflectance below which a canopy is needle-leaf dark."""
     sclerophyll_ndmi: float = 0.12
     """Leaf-on NDMI below which an evergreen canopy is dry sclerophyll broadleaf."""
+
+
+CARD_PATH = Path(__file__).parent / "weights" / "canopy_metric_rules.json"
+"""The MLM card of the default method: its thresholds, calibration data and real scores."""
 
 
 @dataclass(frozen=True)
@@ -141,3 +148,109 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 def _step(value: np.ndarray | float, threshold: np.ndarray | float, width: float) -> np.ndarray:
     """Soft step: ~1 where ``value`` exceeds ``threshold`` by several ``width``."""
     return _sigmoid((np.asarray(value) - np.asarray(threshold)) / width)
+
+
+def rules_card(evaluation: dict | None = None) -> dict:
+    """A STAC item with MLM fields describing the default method: the thresholds are its
+    parameters, `metric_rules.py` its artifact, and the calibration data is stated."""
+    thresholds = dataclasses.asdict(MetricThresholds())
+    return {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "stac_extensions": [
+            "https://stac-extensions.github.io/mlm/v1.5.2/schema.json",
+            "https://stac-extensions.github.io/version/v1.2.0/schema.json",
+            "https://stac-extensions.github.io/classification/v1.1.0/schema.json",
+        ],
+        "id": "canopy-metric-rules-2.0.0",
+        "geometry": None,
+        "properties": {
+            "datetime": "2026-01-01T00:00:00Z",
+            "description": (
+                "Tree canopy (no tree / broadleaf / conifer) from per-pixel temporal "
+                "statistics of any optical band subset, by calibrated soft rules "
+                "(geoproc.products.canopy.metric_rules)."
+            ),
+            "version": "2.0.0",
+            "mlm:name": "canopy-metric-rules",
+            "mlm:architecture": "calibrated soft threshold rules on temporal statistics",
+            "mlm:tasks": ["classification"],
+            "mlm:framework": "numpy",
+            "mlm:total_parameters": len(thresholds),
+            "mlm:pretrained": False,
+            "mlm:accelerator": None,
+            "mlm:hyperparameters": thresholds,
+            "bands": [
+                {"name": b, "eo:common_name": b}
+                for b in ("blue", "green", "red", "nir08", "swir16", "swir22")
+            ],
+            "geoproc:training": {
+                "ndvi_only_p10": (
+                    "calibrated on REAL data: Sentinel-2 L1C NDVI series, Slovenia "
+                    "(sentinel-hub/eo-learn TestEOPatch, MIT), west half of the patch "
+                    "(columns < 50), years 2016-2017, best balanced accuracy threshold "
+                    "(geoproc.products.canopy.real_cases.calibrate_ndvi_only_threshold)"
+                ),
+                "other thresholds": (
+                    "set from published reflectance and NDVI ranges (see the module "
+                    "docstring: Huete 1988, Gao 1996, Hansen et al. 2013, Immitzer et al. "
+                    "2016/2019, HRL Dominant Leaf Type), then checked on the synthetic "
+                    "sample archive (zone 32 and 33 granules); no weights or thresholds "
+                    "were fitted on the GPL Victoria series, which is validation only"
+                ),
+            },
+            "geoproc:evaluation": evaluation or {},
+            "mlm:input": [
+                {
+                    "name": "optical series",
+                    "bands": ["blue", "green", "red", "nir08", "swir16", "swir22"],
+                    "input": {
+                        "shape": [-1, -1, 6],
+                        "dim_order": ["batch", "time", "bands"],
+                        "data_type": "float32",
+                    },
+                    "value_scaling": None,
+                    "resize_type": None,
+                    "pre_processing_function": {
+                        "format": "python",
+                        "expression": "geoproc.products.canopy.metrics:temporal_metrics",
+                    },
+                    "description": "surface reflectance per date, NaN where masked; any "
+                    "subset with red and nir08/nir, or NDVI alone",
+                }
+            ],
+            "mlm:output": [
+                {
+                    "name": "canopy_class",
+                    "description": "class probabilities (no tree, broadleaf, conifer)",
+                    "tasks": ["classification"],
+                    "result": {
+                        "shape": [-1, 3],
+                        "dim_order": ["batch", "class"],
+                        "data_type": "float32",
+                    },
+                    "classification:classes": [
+                        {"value": i, "name": n, "description": n}
+                        for i, n in enumerate(("no_tree", "broadleaf", "conifer"))
+                    ],
+                    "post_processing_function": None,
+                }
+            ],
+        },
+        "links": [],
+        "assets": {
+            "model": {
+                "href": "../metric_rules.py",
+                "title": "the rules (Python source)",
+                "type": "text/x-python",
+                "roles": ["mlm:model", "code"],
+                "mlm:artifact_type": "python",
+            }
+        },
+    }
+
+
+def write_rules_card(evaluation: dict | None = None, path: Path = CARD_PATH) -> Path:
+    """Write `rules_card` as stable JSON (sorted keys)."""
+    path.write_text(json.dumps(rules_card(evaluation), indent=2, sort_keys=True) + "\n")
+    return path

@@ -110,3 +110,41 @@ def test_input_without_red_and_nir_or_ndvi_is_a_usage_error_naming_them():
 def test_thresholds_are_a_frozen_record():
     with pytest.raises(AttributeError):
         MetricThresholds().evergreen_p10_ndvi = 0.5  # type: ignore[misc]
+
+
+def test_shipped_rules_card_states_the_thresholds_in_use_and_the_training_data():
+    import dataclasses
+    import json
+
+    from geoproc.products.canopy.metric_rules import CARD_PATH
+
+    card = json.loads(CARD_PATH.read_text())
+    props = card["properties"]
+    assert props["mlm:hyperparameters"] == dataclasses.asdict(MetricThresholds())
+    assert "Slovenia" in props["geoproc:training"]["ndvi_only_p10"]
+    assert "Victoria" in props["geoproc:training"]["other thresholds"]
+    assert (CARD_PATH.parent / card["assets"]["model"]["href"]).resolve().is_file()
+
+
+def test_rules_card_validates_against_the_mlm_schema():
+    import json
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from referencing import Registry, Resource
+
+    from geoproc.products.canopy.metric_rules import CARD_PATH
+    from tests.helpers.paths import REPO_ROOT
+
+    schemas = REPO_ROOT.parent / "shared" / "stac-schemas"
+    if not schemas.is_dir():
+        pytest.skip("offline STAC schemas not found")
+
+    def retrieve(uri: str) -> Resource:
+        return Resource.from_contents(json.loads((schemas / uri.split("://", 1)[1]).read_text()))
+
+    registry = Registry(retrieve=retrieve)
+    card = json.loads(CARD_PATH.read_text())
+    for url in card["stac_extensions"]:
+        validator = jsonschema.Draft7Validator(retrieve(url).contents, registry=registry)
+        errors = sorted(validator.iter_errors(card), key=str)
+        assert not errors, (url, [e.message for e in errors][:3])
