@@ -186,12 +186,20 @@ class RunRequest:
         collections: str | list[str] = DEFAULT_COLLECTIONS,
         options: dict[str, Any] | None = None,
     ) -> RunRequest:
+        from geoproc.plan import check_request_size
         from geoproc.storage import parse_url
 
         s, e = parse_date_range(start, end)
         check_catalog_url(catalog)
         _check_aoi(aoi)
         _check_options(options or {})
+        chosen = parse_collections(collections)
+        # the size is known before any tile is enumerated: refuse a continent x decades here
+        check_request_size(
+            aoi, s, e, chosen,
+            tile_size_px=(options or {}).get("tile_size_px", 1024),
+            resolution=(options or {}).get("resolution", 30.0),
+        )  # fmt: skip
         return cls(
             products=parse_products(products),
             aoi=aoi,
@@ -199,7 +207,7 @@ class RunRequest:
             end=e,
             catalog=catalog.rstrip("/"),
             out=parse_url(out),
-            collections=parse_collections(collections),
+            collections=chosen,
             options=dict(options or {}),
         )
 

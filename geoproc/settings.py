@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     )
     dask_address: str | None = Field(default=None, description="tcp:// address of a Dask scheduler")
     device: str = Field(default="auto", description="auto, cpu or cuda")
+    max_plan_tiles: int = Field(
+        default=20_000,
+        description="largest number of processing tiles one request may imply (GEOPROC_MAX_PLAN_TILES)",
+    )
+    max_plan_tile_steps: int = Field(
+        default=5_000_000,
+        description="largest tiles x expected time steps one request may imply",
+    )
 
     def resolved_s3_credentials(self) -> tuple[str | None, str | None]:
         """(key id, secret) from GEOPROC_S3_* or, failing that, the AWS_* variables."""

@@ -98,6 +98,14 @@ def run_build(args: argparse.Namespace) -> int:
         ) from exc
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1.")
+    from geoproc.plan import check_request_size
+    from geoproc.request import parse_collections, parse_date_range
+
+    start, end = parse_date_range(args.start, args.end)  # sized before the search runs
+    check_request_size(
+        args.aoi, start, end, parse_collections(_csv(args.collections)),
+        tile_size_px=tile_size, resolution=resolution,
+    )  # fmt: skip
     options = CubeOptions(
         fmask_masked=_csv(args.fmask_mask),
         scl_masked=scl,
