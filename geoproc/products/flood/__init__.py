@@ -21,7 +21,7 @@ Sen1Floods11-style chips (Bonafilia et al. 2020) is the learned alternative
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from geoproc.products.flood import fusion as flood_fusion
 from geoproc.products.flood import prior as flood_prior
 from geoproc.products.flood import reference as flood_reference
 from geoproc.products.flood import sar as flood_sar
+from geoproc.products.flood.params import FloodParams
 from geoproc.products.thresholds import GaussianPair, refit_to_scene
 
 WATER_NOT, WATER_REFERENCE, WATER_FLOOD, WATER_NODATA = 0, 1, 2, 255
@@ -70,7 +71,7 @@ _DIAG_MEANINGS = (
 
 SPEC = ProductSpec(
     name="flood",
-    version="1.1.0",
+    version="1.2.0",
     method=(
         "DSWx-HLS diagnostic tests (Jones 2019; OPERA DSWx-HLS ATBD) + Sentinel-1 hierarchical "
         "split-based thresholding with bimodality test (Chini et al. 2017; Martinis et al. 2015) "
@@ -133,49 +134,28 @@ SPEC = ProductSpec(
     ),
 )
 
-_ALGORITHMS = ("threshold", "unet")
-
 
 def run(
     dataset: xr.Dataset,
     *,
-    algorithm: str = "threshold",
+    params: FloodParams | None = None,
     reference: xr.DataArray | np.ndarray | None = None,
-    reference_time: tuple[Any, Any] | None = None,
-    reference_min_frequency: float = 0.5,
-    reference_min_observations: int = 2,
-    optical_weight: float = 0.6,
-    fmask_masked_bits: tuple[str, ...] = flood_dswx.DEFAULT_FMASK_MASKED_BITS,
-    sar_units: str = "auto",
-    speckle_window: int = 3,
-    split_options: flood_sar.SplitOptions | None = None,
-    sar_share_fit: bool = True,
-    sar_max_shift_db: float = 2.0,
-    sar_history_prior: bool = True,
-    double_bounce: flood_double_bounce.DoubleBounceOptions | dict | bool = True,
-    sar_min_drop_db: float | None = 3.0,
-    model: str | None = None,
-    mc_samples: int = 8,
-    device: str | None = None,
+    **options: Any,
 ) -> xr.Dataset:
     """Flood product for every time step of ``dataset`` (see the module docstring).
 
-    ``reference``: a (y, x) layer of permanent water on the same grid (1 water, 0 dry,
-    NaN unknown); without it the reference is the water occurrence over the cube's own
-    time steps (or over ``reference_time = (start, end)``, e.g. the dry season).
-    ``algorithm="unet"`` needs ``model``, the path of a card written by
-    `flood_train.train`. ``sar_history_prior``: weigh SAR evidence with each pixel's water
-    occurrence in the optical history (and the user's reference layer). ``double_bounce``:
-    `DoubleBounceOptions`, or False to skip the flooded forest / built-up test.
-    ``sar_min_drop_db``: new SAR water over land must be this much darker than the pixel's
-    reference backscatter (None skips the change test).
+    ``params``: a `FloodParams`; keyword ``options`` (its field names, e.g.
+    ``sar_units="db"``, ``double_bounce=False``) override it, so ``run(ds, **options)``
+    works as before. ``reference``: a (y, x) layer of permanent water on the same grid
+    (1 water, 0 dry, NaN unknown); without it the reference is the water occurrence over
+    the cube's own time steps (or over ``reference_time = (start, end)``).
+    ``algorithm="unet"`` needs ``model``, the path of a card written by `flood_train.train`.
     """
+    p = FloodParams.from_options(params, **options)
     if not isinstance(dataset, xr.Dataset):
         raise UsageError(f"flood.run needs an xarray.Dataset, got {type(dataset).__name__}")
-    if algorithm not in _ALGORITHMS:
-        raise UsageError(
-            f"unknown flood algorithm {algorithm!r}; pass algorithm= one of {', '.join(_ALGORITHMS)}"
-        )
+    algorithm, reference_time = p.algorithm, p.reference_time
+    sar_units, speckle_window = p.sar_units, p.speckle_window
     single = "time" not in dataset.dims
     ds = dataset.expand_dims("time") if single else dataset
     has_optical = all(b in ds for b in flood_dswx.OPTICAL_BANDS)
@@ -190,8 +170,8 @@ def run(
     ds = ds.transpose("time", "y", "x", ...)
     nt, ny, nx = ds.sizes["time"], ds.sizes["y"], ds.sizes["x"]
     refl_scale = _reflectance_scale(ds) if has_optical else 1.0
-    opts = split_options or flood_sar.SplitOptions()
-    bounce_options = _bounce_options(double_bounce)
+    opts = p.split_options
+    bounce_options = p.double_bounce or flood_double_bounce.DoubleBounceOptions()
 
     prob = np.full((nt, ny, nx), np.nan, np.float32)
     unc = np.full((nt, ny, nx), np.nan, np.float32)
@@ -202,11 +182,11 @@ def run(
     if algorithm == "unet":
         from geoproc.products.flood import unet as flood_unet
 
-        if model is None:
+        if p.model is None:
             raise UsageError(
                 "algorithm='unet' needs model=PATH of a flood model card (see flood_train.train)"
             )
-        unet = flood_unet.load(model, device=device)
+        unet = flood_unet.load(p.model, device=p.device)
 
     plan = (
         _plan_sar(
@@ -214,8 +194,8 @@ def run(
             units=sar_units,
             window=speckle_window,
             options=opts,
-            share=sar_share_fit,
-            max_shift_db=sar_max_shift_db,
+            share=p.sar_share_fit,
+            max_shift_db=p.sar_max_shift_db,
         )
         if has_sar and unet is None
         else None
@@ -224,7 +204,7 @@ def run(
     if has_optical:
         for t in range(nt):
             optical[t], d_opt = _optical(
-                ds.isel(time=t), scale=refl_scale, masked_bits=fmask_masked_bits
+                ds.isel(time=t), scale=refl_scale, masked_bits=p.fmask_masked_bits
             )
             diag[t] |= d_opt
     if plan is not None and "vv" in plan.db:
@@ -236,9 +216,9 @@ def run(
             plan.reference_db = None
     prior = (
         _history_prior(
-            optical, reference, shape=(ny, nx), min_observations=reference_min_observations
+            optical, reference, shape=(ny, nx), min_observations=p.reference_min_observations
         )
-        if sar_history_prior and plan is not None
+        if p.sar_history_prior and plan is not None
         else None
     )
     for t in range(nt):
@@ -246,12 +226,24 @@ def run(
         p_opt, p_sar = optical[t], None
         if plan is not None:
             p_sar, d_sar, thr, split = _sar(
-                step, t, plan, units=sar_units, window=speckle_window, prior=prior
+                step,
+                t,
+                plan,
+                units=sar_units,
+                window=speckle_window,
+                prior=prior,
+                single_date=nt == 1,
             )
-            if p_sar is not None and plan.reference_db is not None and sar_min_drop_db is not None:
-                p_sar, unchanged = _change_check(p_sar, plan, t, prior, min_drop_db=sar_min_drop_db)
+            if (
+                p_sar is not None
+                and plan.reference_db is not None
+                and p.sar_min_drop_db is not None
+            ):
+                p_sar, unchanged = _change_check(
+                    p_sar, plan, t, prior, min_drop_db=p.sar_min_drop_db
+                )
                 diag[t] |= (unchanged * (1 << BIT_SAR_UNCHANGED_DARK)).astype(np.uint16)
-            if p_sar is not None and plan.reference_db is not None and double_bounce is not False:
+            if p_sar is not None and plan.reference_db is not None and p.double_bounce is not None:
                 p_sar, bounce = _double_bounce(p_sar, plan, t, options=bounce_options)
                 diag[t] |= (bounce * (1 << BIT_SAR_DOUBLE_BOUNCE)).astype(np.uint16)
             diag[t] |= d_sar
@@ -261,12 +253,12 @@ def run(
                 # SAR found no water class: it abstains where optical sees, decides elsewhere.
                 p_sar = np.where(np.isfinite(p_opt), np.nan, p_sar).astype(np.float32)
         if unet is not None:
-            p, u, src = unet.predict_step(
-                step, reflectance_scale=refl_scale, sar_units=sar_units, samples=mc_samples
+            p_model, u, src = unet.predict_step(
+                step, reflectance_scale=refl_scale, sar_units=sar_units, samples=p.mc_samples
             )
-            prob[t], unc[t], source[t] = p, u, src
+            prob[t], unc[t], source[t] = p_model, u, src
             continue
-        prob[t], source[t] = flood_fusion.fuse(p_opt, p_sar, optical_weight=optical_weight)
+        prob[t], source[t] = flood_fusion.fuse(p_opt, p_sar, optical_weight=p.optical_weight)
         unc[t] = flood_fusion.binary_entropy(prob[t])
 
     valid = np.isfinite(prob)
@@ -277,8 +269,8 @@ def run(
         ds,
         reference,
         reference_time,
-        min_frequency=reference_min_frequency,
-        min_observations=reference_min_observations,
+        min_frequency=p.reference_min_frequency,
+        min_observations=p.reference_min_observations,
     )
     ref_known = np.isfinite(ref)
     is_water = valid & (water_now == 1)
@@ -316,22 +308,9 @@ def run(
         for name in SPEC.outputs:
             out[name.name].attrs["grid_mapping"] = "spatial_ref"
     params = {
-        "algorithm": algorithm,
+        **p.as_dict(),
         "reference": "user layer" if reference is not None else "history",
-        "reference_time": reference_time,
-        "reference_min_frequency": reference_min_frequency,
-        "optical_weight": optical_weight,
-        "fmask_masked_bits": fmask_masked_bits,
-        "speckle_window": speckle_window,
-        "split_options": asdict(opts),
-        "sar_share_fit": sar_share_fit,
-        "sar_max_shift_db": sar_max_shift_db,
-        "sar_history_prior": sar_history_prior,
-        "sar_min_drop_db": sar_min_drop_db,
-        "double_bounce": asdict(bounce_options) if double_bounce is not False else False,
         "reflectance_scale": refl_scale,
-        "model": model,
-        "mc_samples": mc_samples if algorithm == "unet" else None,
     }
     out = apply_output_attrs(out, SPEC, params)
     out["water"].attrs["flag_values"] = np.array((0, 1, 2), np.uint8)
@@ -393,7 +372,6 @@ def _plan_sar(
     for pol in ("vv", "vh"):
         if pol not in ds:
             continue
-        opt = replace(options, water_max_db=min(options.water_max_db, flood_sar.WATER_MAX_DB[pol]))
         fits: list[GaussianPair | None] = []
         medians = np.full(nt, np.nan)
         stack = np.stack(
@@ -404,7 +382,7 @@ def _plan_sar(
             db = stack[t]
             if np.isfinite(db).any():
                 medians[t] = float(np.nanmedian(db))
-                fits.append(flood_sar.split_based_fit(db, options=opt).fit)
+                fits.append(flood_sar.split_based_fit(db, options=options, pol=pol).fit)
             else:
                 fits.append(None)
         borrowed = [False] * nt
@@ -460,15 +438,29 @@ def _sar(
     units: str,
     window: int,
     prior: np.ndarray | None = None,
+    single_date: bool = False,
 ) -> tuple[np.ndarray | None, np.ndarray, dict[str, float], bool]:
     """SAR water probability of one date, its diagnostic bits, thresholds, and whether it split."""
     probs, thresholds = [], {}
     shape = (step.sizes["y"], step.sizes["x"])
     diag = np.zeros(shape, np.uint16)
     any_valid = np.zeros(shape, bool)
-    # VV carries the water/land contrast and decides when present; VH, darkened as much by
-    # wet snow and smooth dry soil as by water, decides only where VV is not delivered.
+    # One date alone: the polarisation whose fit separates water from land best decides
+    # (Ashman's D), VH where wind roughens the water in VV (`flood_sar.best_polarisation`).
+    # In a series VV decides, as the change and double-bounce tests and the series fits
+    # borrowed between dates are VV's; VH decides where VV is not delivered.
     voting = "vv" if "vv" in plan.fits else "vh"
+    if single_date:
+        voting = (
+            flood_sar.best_polarisation(
+                {
+                    pol: flood_sar.SplitResult(fit=plan.fits[pol][t])
+                    for pol in plan.fits
+                    if np.isfinite(plan.db[pol][t]).any()
+                }
+            )
+            or voting
+        )
     for pol, bit in (("vv", BIT_VV_DARK), ("vh", BIT_VH_DARK)):
         if pol not in plan.fits:
             continue
@@ -485,7 +477,11 @@ def _sar(
         diag |= ((ok & (db < split.threshold_db)) * (1 << bit)).astype(np.uint16)
         if pol != voting:
             continue
-        probs.append(flood_prior.posterior_with_prior(db, split.fit, prior))
+        probs.append(
+            flood_sar.cap_above_bound(
+                flood_prior.posterior_with_prior(db, split.fit, prior), db, pol
+            )
+        )
         if plan.borrowed[pol][t]:
             diag |= (ok * (1 << BIT_SAR_SERIES_FIT)).astype(np.uint16)
     if not any_valid.any():
@@ -529,27 +525,6 @@ def _change_check(
     )
     p = np.where(hits, np.minimum(p_sar, flood_change.UNCHANGED_DARK_PROBABILITY), p_sar)
     return p.astype(np.float32), hits
-
-
-def _bounce_options(
-    value: flood_double_bounce.DoubleBounceOptions | dict | bool,
-) -> flood_double_bounce.DoubleBounceOptions:
-    """The double-bounce rules from the option (a dict when it comes from a JSON request)."""
-    if isinstance(value, flood_double_bounce.DoubleBounceOptions):
-        return value
-    if isinstance(value, dict):
-        try:
-            return flood_double_bounce.DoubleBounceOptions(**value)
-        except TypeError as exc:
-            known = ", ".join(flood_double_bounce.DoubleBounceOptions.__dataclass_fields__)
-            raise UsageError(
-                f"double_bounce options {sorted(value)} are not all known; use keys from: {known}"
-            ) from exc
-    if isinstance(value, bool):
-        return flood_double_bounce.DoubleBounceOptions()
-    raise UsageError(
-        f"double_bounce must be true, false or a dict of options, got {type(value).__name__}"
-    )
 
 
 def _double_bounce(

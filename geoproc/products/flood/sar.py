@@ -9,26 +9,47 @@ selected when a two-Gaussian fit of its dB histogram is clearly bimodal (Ashman'
 a valley between the peaks, each class >= 10% of the tile, the dark class darker than a
 physical bound for open water) and is not split further. The pixels of all selected tiles
 are pooled and fitted once more; the water probability of a pixel is the posterior of the
-dark component (a minimum-error split as in Kittler & Illingworth 1986). A scene where no
-tile is bimodal - a water-free scene, whose speckle histogram is unimodal - gets no water,
-instead of the water a plain Otsu split would invent. Works in dB; linear gamma0 (RTC) is
+dark component (a minimum-error split as in Kittler & Illingworth 1986). Where no tile is
+bimodal (water in thin or scattered bodies, skewed histograms) the global Kittler &
+Illingworth split and then the physical dark mode (pixels below the polarisation's
+plausible threshold, `THRESHOLD_MAX_DB`) are tried under the same checks, so the result is
+never worse than a global split; a water-free scene, whose speckle histogram is unimodal
+and has no plausibly dark mode, passes none and gets no water instead of the water a plain
+Otsu split would invent. VV and VH are fitted alike; on a single date the polarisation that
+separates better decides (`best_polarisation`), since wind roughens water in VV far more
+than in VH. Works in dB; linear gamma0 (RTC) is
 converted, then a 3x3 median reduces speckle while keeping water edges (Lee & Pottier 2009).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
 
-from geoproc.products.thresholds import GaussianPair, fit_gaussian_pair
+from geoproc.products.thresholds import (
+    GaussianPair,
+    fit_gaussian_pair,
+    kittler_illingworth_threshold,
+)
 
-# Upper bound of the open-water class mean (dB) per polarisation: open water is typically
-# -18 to -25 dB in VV and below -22 dB in VH (Martinis et al. 2015, Twele et al. 2016).
-WATER_MAX_DB = {"vv": -18.0, "vh": -22.0}
+# Upper bound of the open-water class mean (dB) per polarisation: calm open water is
+# typically -18 to -25 dB in VV and -24 to -30 dB in VH, a light breeze lifts VV by a few dB
+# (Martinis et al. 2015, Twele et al. 2016); smooth dry soil, the usual look-alike, sits at
+# VV -12 to -17, VH -20 to -23, so the VH bound stays below it.
+WATER_MAX_DB = {"vv": -17.0, "vh": -23.0}
+# Upper bound of a plausible water/land decision threshold (dB): published Sentinel-1 water
+# thresholds lie below about -15 dB in VV and -20 dB in VH (Twele et al. 2016; Martinis et al.
+# 2015; Bioresita et al. 2018, Remote Sens. 10:1286 use -18 to -20 VV, -24 to -26 VH). A fit
+# whose threshold lies above the bound cannot call a brighter pixel water.
+THRESHOLD_MAX_DB = {"vv": -15.0, "vh": -20.0}
 NO_SPLIT_PROBABILITY = 0.02
+ABOVE_THRESHOLD_BOUND_PROBABILITY = 0.3
+"""Highest water probability of a pixel brighter than `THRESHOLD_MAX_DB` (not water)."""
+MIN_DARK_MODE_FRACTION = 0.003
+"""Share of valid pixels a dark mode needs before the fallback splits calls it water."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +69,12 @@ class SplitOptions:
     """Each class must cover at least this fraction of a selected tile."""
     min_separation_db: float = 3.0
     """The two class means must be at least this far apart (dB)."""
-    water_max_db: float = -18.0
-    """The dark class mean must be below this (dB) to be open water."""
+    water_max_db: float = -17.0
+    """The dark class mean must be below this (dB) to be open water (the polarisation's own
+    bound, `WATER_MAX_DB`, applies too)."""
+    fallback: bool = True
+    """Without a bimodal tile, try a global Kittler-Illingworth split and then the physical
+    dark mode (pixels below `THRESHOLD_MAX_DB`), each under the same water/land checks."""
 
 
 @dataclass
@@ -60,6 +85,8 @@ class SplitResult:
     """Pooled water/land mixture, None when no tile was bimodal."""
     tiles: list[tuple[int, int, int, int]] = field(default_factory=list)
     """Selected tiles as (row0, row1, col0, col1)."""
+    method: str = "none"
+    """How the fit was found: `tiles`, `global` (KI split), `dark_mode` or `none`."""
 
     @property
     def threshold_db(self) -> float:
@@ -114,28 +141,86 @@ def despeckle_db(db: np.ndarray, *, window: int = 3) -> np.ndarray:
     return np.where(nan, np.nan, out).astype(np.float32)
 
 
-def split_based_fit(db: np.ndarray, *, options: SplitOptions = SplitOptions()) -> SplitResult:
-    """Find bimodal tiles by quadtree splitting and fit water/land on their pooled pixels."""
+def split_based_fit(
+    db: np.ndarray, *, options: SplitOptions = SplitOptions(), pol: str = "vv"
+) -> SplitResult:
+    """Water/land fit of one image: bimodal tiles first, then the fallbacks.
+
+    1. Quadtree tiles whose histogram is bimodal, pooled and fitted once more (Chini et al.
+       2017; Martinis et al. 2015 select tiles the same way before a KI threshold).
+    2. Without such a tile (water in thin or scattered bodies, a skewed histogram): the
+       global Kittler-Illingworth split, which follows a small dark class better than Otsu.
+    3. Then the physical dark mode: the pixels below the polarisation's threshold bound.
+    Each candidate must pass the same checks (water mode darker than the physical bound,
+    clearly apart from land, Ashman's D); a water-free scene passes none and stays dry.
+    """
+    opt = replace(options, water_max_db=min(options.water_max_db, WATER_MAX_DB.get(pol, -17.0)))
     img = np.asarray(db, dtype=np.float32)
     tiles: list[tuple[int, int, int, int]] = []
-    min_tile = options.min_tile or max(32, min(img.shape) // 32)
-    _descend(img, 0, img.shape[0], 0, img.shape[1], options, min_tile, tiles)
-    if not tiles:
-        return SplitResult(fit=None)
-    pooled = np.concatenate([img[r0:r1, c0:c1].ravel() for r0, r1, c0, c1 in tiles])
-    fit = fit_gaussian_pair(pooled)
-    if fit is None or not _is_water_land_pair(fit, options):
+    min_tile = opt.min_tile or max(32, min(img.shape) // 32)
+    _descend(img, 0, img.shape[0], 0, img.shape[1], opt, min_tile, tiles)
+    if tiles:
+        pooled = np.concatenate([img[r0:r1, c0:c1].ravel() for r0, r1, c0, c1 in tiles])
+        fit = fit_gaussian_pair(pooled)
+        if fit is not None and _is_water_land_pair(fit, opt):
+            return SplitResult(fit=fit, tiles=tiles, method="tiles")
+    if not opt.fallback:
         return SplitResult(fit=None, tiles=tiles)
-    return SplitResult(fit=fit, tiles=tiles)
+    values = img[np.isfinite(img)]
+    if values.size < 64:
+        return SplitResult(fit=None, tiles=tiles)
+    relaxed = replace(opt, min_class_fraction=MIN_DARK_MODE_FRACTION)
+    for method, t in (
+        ("global", kittler_illingworth_threshold(values)),
+        ("dark_mode", THRESHOLD_MAX_DB.get(pol, -15.0)),
+    ):
+        fit = pair_from_threshold(values, t)
+        if fit is not None and _is_water_land_pair(fit, relaxed):
+            return SplitResult(fit=fit, tiles=tiles, method=method)
+    return SplitResult(fit=None, tiles=tiles)
 
 
-def water_probability(db: np.ndarray, split: SplitResult) -> np.ndarray:
+def pair_from_threshold(values: np.ndarray, threshold: float) -> GaussianPair | None:
+    """Moments of the values on each side of ``threshold`` as a two-Gaussian pair."""
+    if not np.isfinite(threshold):
+        return None
+    low, high = values[values < threshold], values[values >= threshold]
+    if low.size < 16 or high.size < 16:
+        return None
+    n = values.size
+    return GaussianPair(
+        mean=(float(low.mean()), float(high.mean())),
+        std=(max(float(low.std()), 0.1), max(float(high.std()), 0.1)),
+        weight=(low.size / n, high.size / n),
+    )
+
+
+def cap_above_bound(p: np.ndarray, db: np.ndarray, pol: str) -> np.ndarray:
+    """Water probability of pixels brighter than the physical threshold bound kept below 0.5."""
+    bound = THRESHOLD_MAX_DB.get(pol, -15.0)
+    with np.errstate(invalid="ignore"):
+        return np.where(db > bound, np.minimum(p, ABOVE_THRESHOLD_BOUND_PROBABILITY), p).astype(
+            np.float32
+        )
+
+
+def best_polarisation(results: dict[str, SplitResult]) -> str | None:
+    """The polarisation whose water/land fit separates best (largest Ashman's D), or None.
+
+    VV and VH are judged together but neither is required: wind roughens water in VV far
+    more than in VH (Martinis et al. 2015), so a scene's water may be dark in one only.
+    """
+    fitted = {p: r.fit.ashman_d for p, r in results.items() if r.fit is not None}
+    return max(fitted, key=fitted.get) if fitted else None
+
+
+def water_probability(db: np.ndarray, split: SplitResult, *, pol: str = "vv") -> np.ndarray:
     """Posterior water probability per pixel (NaN where ``db`` is NaN)."""
     x = np.asarray(db, dtype=np.float32)
     if split.fit is None:
         p = np.full(x.shape, NO_SPLIT_PROBABILITY, dtype=np.float32)
     else:
-        p = split.fit.posterior_low(x.astype(np.float64)).astype(np.float32)
+        p = cap_above_bound(split.fit.posterior_low(x.astype(np.float64)), x, pol)
     return np.where(np.isfinite(x), p, np.nan).astype(np.float32)
 
 

@@ -233,8 +233,9 @@ def _sar_series(
 
 def test_dates_without_a_split_borrow_the_series_fit_unless_the_scene_shifted():
     ds, river = _sar_series(4, flood_step=1, wet_snow_step=3)
-    alone = flood.run(ds, sar_share_fit=False)
-    shared = flood.run(ds)
+    tiles_only = {"fallback": False}  # the borrowing rule alone, without the one-date fallbacks
+    alone = flood.run(ds, sar_share_fit=False, split_options=tiles_only)
+    shared = flood.run(ds, split_options=tiles_only)
     diag = shared.diagnostic.values
     # date 0: the river alone is not bimodal enough; with the series fit it is found
     assert (alone.water.values[0][river] > 0).mean() < 0.05
@@ -260,3 +261,12 @@ def test_reference_is_kept_per_sensor_so_a_sar_blind_lake_is_not_a_flood():
     inner[12:38, 12:58] = True
     assert (out.water.values[4][inner] == flood.WATER_REFERENCE).all()
     assert (out.water.values[5][inner] == flood.WATER_REFERENCE).all()
+
+
+def test_a_single_date_finds_a_narrow_river_by_the_fallback_split():
+    """No history to borrow from: the global KI / dark-mode fallback finds 1.6 % water."""
+    ds, river = _sar_series(4, flood_step=1)
+    out = flood.run(ds.isel(time=0))
+    assert (out.water.values[river] > 0).mean() > 0.9
+    assert (out.water.values[~river] > 0).mean() < 0.01
+    assert float(out.sar_threshold_vv_db) < -15.0
