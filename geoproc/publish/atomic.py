@@ -44,6 +44,10 @@ class ObjectWriter:
         self.bytes_written += len(data)
         return True
 
+    def holds(self, relpath: str, data: bytes) -> bool:
+        """True when the object already has exactly these bytes (a `put` would not write)."""
+        return self._same(self.location(relpath).path, data)
+
     def exists(self, relpath: str) -> bool:
         return self._fs.exists(self.location(relpath).path)
 

@@ -8,7 +8,11 @@ Output layout under the run's output URL (local path, file:// or s3://):
     tiles/{product}/layer.json                    the layer's dates, tiles, legend
     stac/catalog.json, stac/{product}/collection.json, stac/{product}/{id}/{id}.json
     viewer/index.html, viewer/run-{run_id}.html   offline map of every published layer
+    publish-state/{product}.json                  what each date was made from (reruns)
 
+Why incremental: a date whose inputs (values, attributes, grid, style, sources, software)
+are unchanged since the last publish is not encoded again (`publish_state`), so a no-op
+rerun reads the state and lists the outputs instead of re-encoding every COG.
 Why this order: every object is written only if its bytes changed (`atomic.ObjectWriter`),
 and an Item is written only after all its assets, a Collection after its Items, the
 Catalog last; an interrupted publish therefore never leaves an Item whose assets are
@@ -25,6 +29,7 @@ import math
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -39,6 +44,16 @@ from geoproc.publish.atomic import ObjectWriter
 from geoproc.publish.cog import cog_bytes, nodata_of
 from geoproc.publish.colormaps import LayerStyle, primary_variable, style_for
 from geoproc.publish.product_stores import ProductStore, find_product_stores
+from geoproc.publish.publish_state import (
+    ProductState,
+    StepRecord,
+    files_present,
+    listing,
+    read_state,
+    state_relpath,
+    step_fingerprint,
+    store_key,
+)
 from geoproc.publish.source_links import resolve_source_hrefs
 from geoproc.publish.stac_api_push import push_to_stac_api
 from geoproc.publish.viewer import viewer_html
@@ -111,15 +126,18 @@ def publish_run(
                 staging=Path(staging),
                 run_id=run_id,
                 source_hrefs=source_hrefs,
+                source_catalog=source_catalog,
                 aoi_bounds=aoi_bounds,
                 validate=validate,
+                full_items=bool(stac_api),
             )
             collections.append(collection)
             all_items.extend(items)
     catalog = stac_items.build_catalog(_published_products(writer))
-    if validate:
+    catalog_bytes = stac_items.to_json_bytes(catalog)
+    if validate and not writer.holds("stac/catalog.json", catalog_bytes):
         validate_stac(catalog)
-    writer.put("stac/catalog.json", stac_items.to_json_bytes(catalog))
+    writer.put("stac/catalog.json", catalog_bytes)
     page = viewer_html(_viewer_manifest(writer, run_id))
     writer.put("viewer/index.html", page)
     writer.put(f"viewer/run-{run_id}.html", page)
@@ -150,13 +168,22 @@ def _publish_product(
     staging: Path,
     run_id: str,
     source_hrefs: dict[str, str],
+    source_catalog: str | None,
     aoi_bounds: tuple[float, float, float, float] | None,
     validate: bool,
+    full_items: bool,
 ) -> tuple[dict, dict, list[dict]]:
+    """One product: each date's COGs, thumbnail and Item (only where inputs changed), the
+    Collection, the web-tile pyramids and the publish state. Returns (summary, collection,
+    items); ``items`` are full Item dicts when ``full_items`` (for a STAC API push), else
+    only those written by this call."""
+    previous = read_state(writer, product)
+    sizes = {**listing(writer, f"cog/{product}"), **listing(writer, f"stac/{product}")}
+    state = ProductState()
+    summaries: list[dict] = []
     items: list[dict] = []
-    keep_cog: set[str] = set()
-    keep_stac: set[str] = set()
-    sources_by_date: dict[str, list[str]] = defaultdict(list)
+    keep: set[str] = set()
+    sources_by_date: dict[str, list[_PyramidSource]] = defaultdict(list)
     item_assets: dict[str, dict] = {}
     class_summaries: list[dict] = []
     units: list[str] = []
@@ -164,6 +191,7 @@ def _publish_product(
     resolutions: list[float] = []
     primary = None
     primary_style: LayerStyle | None = None
+    reused = encoded = 0
     for store in sorted(stores, key=lambda s: s.tile):
         variables = store.variables()
         primary = primary_variable(product, variables)
@@ -173,100 +201,100 @@ def _publish_product(
         )
         resolutions.append(abs(transform.a))
         store_attrs = dict(store.dataset.attrs)
-        for label, value in store.steps():
-            folder = f"cog/{product}/{store.tile}/{label}"
-            assets: list[stac_items.AssetFile] = []
-            for name in variables:
-                da = store.slice(name, value)
-                values = np.asarray(da.values)
-                attrs = dict(da.attrs)
-                style = style_for(name, attrs)
-                data = cog_bytes(
-                    values,
-                    crs=crs,
-                    transform=transform,
-                    name=name,
-                    attrs=attrs,
-                    style=style,
-                    dataset_tags=_dataset_tags(store_attrs),
+        var_attrs = {name: dict(store.dataset[name].attrs) for name in variables}
+        styles = {name: style_for(name, var_attrs[name], product=product) for name in variables}
+        primary_style = styles[primary]
+        for name in variables:
+            attrs, style = var_attrs[name], styles[name]
+            entry = {"type": stac_items.COG_MEDIA_TYPE, "roles": ["data"]}
+            entry["title"] = str(attrs.get("long_name", name))
+            entry.update(stac_items.classification_fields(style))
+            if style.is_classes and name == primary:
+                class_summaries = entry["classification:classes"]
+            if attrs.get("units"):
+                units.append(str(attrs["units"]))
+            item_assets[name] = entry
+        context = {
+            "product": product,
+            "tile": store.tile,
+            "crs": crs.to_wkt(),
+            "transform": list(transform)[:6],
+            "shape": list(shape),
+            "tags": _dataset_tags(store_attrs),
+            "provenance": {k: store_attrs.get(k) for k in ("method", "algorithm_version")},
+            "styles": {name: style.legend() for name, style in styles.items()},
+            "primary": primary,
+            "catalog": source_catalog,
+        }
+        steps = store.steps()
+        key = store_key(store.dataset, steps, context)
+        if key is not None:
+            state.stores[store.tile] = key
+        whole_store_unchanged = key is not None and previous.stores.get(store.tile) == key
+        for label, value in steps:
+            record_key = f"{store.tile}/{label}"
+            old = previous.steps.get(record_key)
+            if whole_store_unchanged and old is not None and files_present(old, sizes):
+                record = old
+            else:
+                sources = store.source_items(label, value)
+                slices = [
+                    (name, var_attrs[name], np.asarray(store.slice(name, value).values))
+                    for name in variables
+                ]
+                inputs = step_fingerprint(
+                    context={
+                        **context,
+                        "label": label,
+                        "sources": sources,
+                        "derived_from": {s: source_hrefs.get(s) for s in sources},
+                    },
+                    variables=slices,
                 )
-                relpath = f"{folder}/{name}.tif"
-                writer.put(relpath, data)
-                keep_cog.add(relpath)
-                fields = {
-                    "raster:bands": [
-                        stac_items.raster_band(
-                            values.dtype.name, attrs, nodata_of(values.dtype, attrs)
-                        )
-                    ]
-                }
-                if style.is_classes:
-                    fields["classification:classes"] = stac_items.classification_classes(style)
-                    if not class_summaries:
-                        class_summaries = fields["classification:classes"]
-                if attrs.get("units"):
-                    units.append(str(attrs["units"]))
-                asset = stac_items.AssetFile(
-                    key=name,
-                    relpath=relpath,
-                    data=data,
-                    media_type=stac_items.COG_MEDIA_TYPE,
-                    roles=("data",),
-                    title=str(attrs.get("long_name", name)),
-                    fields=fields,
-                )
-                assets.append(asset)
-                item_assets[name] = {
-                    "type": asset.media_type,
-                    "roles": ["data"],
-                    "title": asset.title,
-                    **(
-                        {"classification:classes": fields["classification:classes"]}
-                        if style.is_classes
-                        else {}
-                    ),
-                }
-                if name == primary:
-                    primary_style = style
-                    staged = staging / product / label / f"{store.tile}.tif"
-                    staged.parent.mkdir(parents=True, exist_ok=True)
-                    staged.write_bytes(data)
-                    sources_by_date[label].append(str(staged))
-                    thumb = _thumbnail(values, attrs, style)
-                    thumb_rel = f"{folder}/thumbnail.png"
-                    writer.put(thumb_rel, thumb)
-                    keep_cog.add(thumb_rel)
-                    assets.append(
-                        stac_items.AssetFile(
-                            key="thumbnail",
-                            relpath=thumb_rel,
-                            data=thumb,
-                            media_type="image/png",
-                            roles=("thumbnail",),
-                            title=f"{style.title} quicklook",
+                if old is not None and old.inputs == inputs and files_present(old, sizes):
+                    record = old
+                else:
+                    record, item, primary_bytes = _publish_step(
+                        product,
+                        store,
+                        label,
+                        slices,
+                        styles=styles,
+                        primary=primary,
+                        inputs=inputs,
+                        sources=sources,
+                        source_hrefs=source_hrefs,
+                        run_id=run_id,
+                        writer=writer,
+                        validate=validate and encoded == 0,
+                    )
+                    encoded += 1
+                    items.append(item)
+                    sources_by_date[label].append(
+                        _PyramidSource(
+                            store.tile,
+                            record.files[record.primary][0],
+                            record.primary,
+                            primary_bytes,
                         )
                     )
-            item = stac_items.build_item(
-                product=product,
-                tile=store.tile,
-                label=label,
-                crs=crs,
-                transform=transform,
-                shape=shape,
-                assets=assets,
-                zarr_relpath=f"products/{product}/{store.tile}.zarr",
-                sources=store.source_items(label, value),
-                source_hrefs=source_hrefs,
-                run_id=run_id,
-                store_attrs=store_attrs,
+                    state.steps[record_key] = record
+                    summaries.append(record.item)
+                    keep.update(record.files)
+                    continue
+            reused += 1
+            writer.unchanged += len(record.files)
+            state.steps[record_key] = record
+            summaries.append(record.item)
+            keep.update(record.files)
+            sources_by_date[label].append(
+                _PyramidSource(store.tile, record.files[record.primary][0], record.primary, None)
             )
-            if validate and not items:
-                validate_stac(item)  # one per product: all items come from the same code
-            rel = stac_items.item_relpath(product, item["id"])
-            # Written last: every asset above already exists with its final bytes.
-            writer.put(rel, stac_items.to_json_bytes(item))
-            keep_stac.add(rel)
-            items.append(item)
+            if full_items:
+                item_rel = stac_items.item_relpath(product, record.item["id"])
+                items.append(json.loads(_read_bytes(writer, item_rel)))
+    changed = encoded > 0 or set(state.steps) != set(previous.steps)
+    state.run_id = run_id if changed or previous.run_id is None else previous.run_id
     item_assets["thumbnail"] = {"type": "image/png", "roles": ["thumbnail"], "title": "quicklook"}
     item_assets["zarr"] = {
         "type": stac_items.ZARR_MEDIA_TYPE,
@@ -279,7 +307,7 @@ def _publish_product(
     if card is not None:
         card_rel = f"stac/{product}/model-card.json"
         writer.put(card_rel, card)
-        keep_stac.add(card_rel)
+        keep.add(card_rel)
         card_asset = stac_items.AssetFile(
             key="model-card",
             relpath="model-card.json",
@@ -290,50 +318,200 @@ def _publish_product(
         )
     collection = stac_items.build_collection(
         product,
-        items,
+        summaries,
         item_assets=item_assets,
         store_attrs=store_attrs,
         class_summaries=class_summaries,
         units=units,
-        run_id=run_id,
+        run_id=state.run_id,
         model_card=card_asset,
     )
-    if validate:
-        validate_stac(collection)
-    writer.put(f"stac/{product}/collection.json", stac_items.to_json_bytes(collection))
-    keep_stac.add(f"stac/{product}/collection.json")
+    collection_bytes = stac_items.to_json_bytes(collection)
+    if validate and not writer.holds(f"stac/{product}/collection.json", collection_bytes):
+        validate_stac(collection)  # validated whenever it changes (~0.3 s each)
+    writer.put(f"stac/{product}/collection.json", collection_bytes)
+    keep.add(f"stac/{product}/collection.json")
     # Orphans of earlier runs: items first, then their assets.
-    writer.prune(f"stac/{product}", keep_stac)
-    writer.prune(f"cog/{product}", keep_cog)
+    writer.prune(f"stac/{product}", keep)
+    writer.prune(f"cog/{product}", keep)
 
     bounds = _union(data_bounds)
     if aoi_bounds is not None:
         bounds = _intersection(bounds, aoi_bounds) or bounds
     zooms = web_tiles.zoom_range(bounds, resolution_m=min(resolutions))
-    style = primary_style or style_for(primary or "", {})
+    style = primary_style or style_for(primary or "", {}, product=product)
+    layer_tiles = _publish_pyramids(
+        product,
+        sources_by_date,
+        writer=writer,
+        staging=staging,
+        style=style,
+        zooms=zooms,
+        bounds=bounds,
+        primary=primary,
+    )
+    # Last: a publish interrupted before this line is redone (and byte-compared) by the rerun.
+    writer.put(state_relpath(product), state.to_bytes())
+    product_summary = {
+        "items": len(summaries),
+        "items_written": encoded,
+        "items_reused": reused,
+        "cogs": sum(1 for k in keep if k.endswith(".tif")),
+        "web_tiles": sum(len(v) for v in layer_tiles.values()),
+        "dates": sorted(layer_tiles),
+        "zooms": [zooms.minzoom, zooms.maxzoom],
+    }
+    return product_summary, collection, items
+
+
+@dataclass(frozen=True)
+class _PyramidSource:
+    """One processing tile's COG of the drawn variable at one date."""
+
+    tile: str
+    sha256: str
+    relpath: str
+    data: bytes | None
+    """The bytes when this publish encoded them; None when reused (read back if needed)."""
+
+
+def _publish_step(
+    product: str,
+    store: ProductStore,
+    label: str,
+    slices: list[tuple[str, dict, np.ndarray]],
+    *,
+    styles: dict[str, LayerStyle],
+    primary: str,
+    inputs: str,
+    sources: list[str],
+    source_hrefs: dict[str, str],
+    run_id: str,
+    writer: ObjectWriter,
+    validate: bool,
+) -> tuple[StepRecord, dict, bytes]:
+    """Encode and write one date of one tile: COGs, thumbnail, then the Item naming them."""
+    crs, transform, shape = store.crs, store.transform, store.shape
+    store_attrs = dict(store.dataset.attrs)
+    folder = f"cog/{product}/{store.tile}/{label}"
+    assets: list[stac_items.AssetFile] = []
+    primary_bytes = b""
+    for name, attrs, values in slices:
+        style = styles[name]
+        data = cog_bytes(
+            values,
+            crs=crs,
+            transform=transform,
+            name=name,
+            attrs=attrs,
+            style=style,
+            dataset_tags=_dataset_tags(store_attrs),
+        )
+        relpath = f"{folder}/{name}.tif"
+        writer.put(relpath, data)
+        fields = {
+            "raster:bands": [
+                stac_items.raster_band(values.dtype.name, attrs, nodata_of(values.dtype, attrs))
+            ]
+        }
+        fields.update(stac_items.classification_fields(style))
+        assets.append(
+            stac_items.AssetFile(
+                key=name,
+                relpath=relpath,
+                data=data,
+                media_type=stac_items.COG_MEDIA_TYPE,
+                roles=("data",),
+                title=str(attrs.get("long_name", name)),
+                fields=fields,
+            )
+        )
+        if name == primary:
+            primary_bytes = data
+            thumb = _thumbnail(values, attrs, style)
+            thumb_rel = f"{folder}/thumbnail.png"
+            writer.put(thumb_rel, thumb)
+            assets.append(
+                stac_items.AssetFile(
+                    key="thumbnail",
+                    relpath=thumb_rel,
+                    data=thumb,
+                    media_type="image/png",
+                    roles=("thumbnail",),
+                    title=f"{style.title} quicklook",
+                )
+            )
+    item = stac_items.build_item(
+        product=product,
+        tile=store.tile,
+        label=label,
+        crs=crs,
+        transform=transform,
+        shape=shape,
+        assets=assets,
+        zarr_relpath=f"products/{product}/{store.tile}.zarr",
+        sources=sources,
+        source_hrefs=source_hrefs,
+        run_id=run_id,
+        store_attrs=store_attrs,
+    )
+    if validate:
+        validate_stac(item)  # one per product: all items come from the same code
+    rel = stac_items.item_relpath(product, item["id"])
+    item_bytes = stac_items.to_json_bytes(item)
+    # Written last: every asset above already exists with its final bytes.
+    writer.put(rel, item_bytes)
+    files = {a.relpath: [hashlib.sha256(a.data).hexdigest(), len(a.data)] for a in assets}
+    files[rel] = [hashlib.sha256(item_bytes).hexdigest(), len(item_bytes)]
+    summary = {
+        "id": item["id"],
+        "bbox": item["bbox"],
+        "properties": {
+            k: item["properties"][k]
+            for k in ("datetime", "start_datetime", "end_datetime")
+            if k in item["properties"]
+        },
+    }
+    record = StepRecord(inputs=inputs, item=summary, files=files, primary=f"{folder}/{primary}.tif")
+    return record, item, primary_bytes
+
+
+def _publish_pyramids(
+    product: str,
+    sources_by_date: dict[str, list[_PyramidSource]],
+    *,
+    writer: ObjectWriter,
+    staging: Path,
+    style: LayerStyle,
+    zooms: web_tiles.ZoomRange,
+    bounds: tuple[float, float, float, float],
+    primary: str | None,
+) -> dict[str, list[str]]:
+    """Each date's web-tile pyramid, rendered only when its sources or style changed."""
     layer_tiles: dict[str, list[str]] = {}
     fingerprints: dict[str, str] = {}
-    keep_tiles: set[str] = set()
+    keep: set[str] = set()
     layer_rel = f"tiles/{product}/layer.json"
     previous = _read_json(writer, layer_rel)
+    present = set(listing(writer, f"tiles/{product}"))
     for label in sorted(sources_by_date):
-        fingerprint = _pyramid_fingerprint(sources_by_date[label], style, zooms, bounds)
+        sources = sources_by_date[label]
+        fingerprint = _pyramid_fingerprint(sources, style, zooms, bounds)
         fingerprints[label] = fingerprint
-        reusable = _reusable_tiles(writer, previous, product, label, fingerprint)
+        reusable = _reusable_tiles(previous, present, product, label, fingerprint)
         if reusable is not None:
             # Same source bytes, style, zooms and bounds as the published pyramid: the
             # tiles would come out byte-identical, so skip rendering them again.
             layer_tiles[label] = reusable
             writer.unchanged += len(reusable)
-            keep_tiles.update(f"tiles/{product}/{label}/{key}.png" for key in reusable)
+            keep.update(f"tiles/{product}/{label}/{key}.png" for key in reusable)
             continue
+        paths = [_stage(writer, staging / product / label, source) for source in sources]
         written = []
-        for tile, png in web_tiles.iter_tiles(
-            sources_by_date[label], bounds, style=style, zooms=zooms
-        ):
+        for tile, png in web_tiles.iter_tiles(paths, bounds, style=style, zooms=zooms):
             rel = f"tiles/{product}/{label}/{tile.z}/{tile.x}/{tile.y}.png"
             writer.put(rel, png)
-            keep_tiles.add(rel)
+            keep.add(rel)
             written.append(f"{tile.z}/{tile.x}/{tile.y}")
         layer_tiles[label] = written
     layer = {
@@ -350,24 +528,32 @@ def _publish_product(
         "maxzoom": zooms.maxzoom,
     }
     writer.put(layer_rel, (json.dumps(layer, sort_keys=True, indent=1) + "\n").encode())
-    keep_tiles.add(layer_rel)
-    writer.prune(f"tiles/{product}", keep_tiles)
-    product_summary = {
-        "items": len(items),
-        "cogs": sum(1 for k in keep_cog if k.endswith(".tif")),
-        "web_tiles": sum(len(v) for v in layer_tiles.values()),
-        "dates": sorted(layer_tiles),
-        "zooms": [zooms.minzoom, zooms.maxzoom],
-    }
-    return product_summary, collection, items
+    keep.add(layer_rel)
+    writer.prune(f"tiles/{product}", keep)
+    return layer_tiles
 
 
-def _pyramid_fingerprint(sources: list[str], style: LayerStyle, zooms, bounds) -> str:
+def _stage(writer: ObjectWriter, folder: Path, source: _PyramidSource) -> str:
+    """A local file of the source COG for rio-tiler (this publish's bytes or the published ones)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{source.tile}.tif"
+    path.write_bytes(
+        source.data if source.data is not None else _read_bytes(writer, source.relpath)
+    )
+    return str(path)
+
+
+def _read_bytes(writer: ObjectWriter, relpath: str) -> bytes:
+    fs, path = storage.filesystem(writer.location(relpath))
+    return fs.cat_file(path)
+
+
+def _pyramid_fingerprint(sources: list[_PyramidSource], style: LayerStyle, zooms, bounds) -> str:
     """Hash of everything a date's tile pyramid depends on (source bytes, style, grid)."""
     digest = hashlib.sha256()
-    for path in sorted(sources, key=lambda p: Path(p).name):
-        digest.update(Path(path).name.encode())
-        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    for source in sorted(sources, key=lambda s: s.tile):
+        digest.update(f"{source.tile}.tif".encode())
+        digest.update(bytes.fromhex(source.sha256))
     meta = {
         "legend": style.legend(),
         "zooms": [zooms.minzoom, zooms.maxzoom],
@@ -379,7 +565,7 @@ def _pyramid_fingerprint(sources: list[str], style: LayerStyle, zooms, bounds) -
 
 
 def _reusable_tiles(
-    writer: ObjectWriter, previous: dict | None, product: str, label: str, fingerprint: str
+    previous: dict | None, present: set[str], product: str, label: str, fingerprint: str
 ) -> list[str] | None:
     """The tiles of a date already published from identical inputs, if all still exist."""
     if not previous or previous.get("fingerprints", {}).get(label) != fingerprint:
@@ -387,12 +573,8 @@ def _reusable_tiles(
     listed = previous.get("tiles", {}).get(label)
     if listed is None:
         return None
-    fs, base = storage.filesystem(writer.location(f"tiles/{product}/{label}"))
-    try:
-        present = {p[len(base) + 1 : -len(".png")] for p in fs.find(base) if p.endswith(".png")}
-    except FileNotFoundError:
-        return None
-    return listed if set(listed) <= present else None
+    prefix = f"tiles/{product}/{label}/"
+    return listed if all(f"{prefix}{key}.png" in present for key in listed) else None
 
 
 def _read_json(writer: ObjectWriter, relpath: str) -> dict | None:
@@ -437,7 +619,8 @@ def _model_card(store_attrs: dict) -> bytes | None:
     name, version = store_attrs.get("model_name"), store_attrs.get("model_version")
     if not name or not version:
         return None
-    path = resources.files("geoproc.inference") / "cards" / f"{name}-{version}.json"
+    # Located from the `geoproc` package: importing geoproc.inference would load torch.
+    path = resources.files("geoproc") / "inference" / "cards" / f"{name}-{version}.json"
     if not path.is_file():
         return None
     data = path.read_bytes()
