@@ -2,9 +2,10 @@
 
 Written by GDAL's COG driver (GDAL >= 3.1; layout per the COG spec, https://cogeo.org and
 OGC 21-026 "Cloud Optimized GeoTIFF"): 256 px internal tiles, DEFLATE with a predictor,
-internal overviews (mode for class maps so classes are never averaged into new values,
-average for continuous ones), nodata, band description, units, scale/offset and the CF
-attributes as GDAL metadata, and a colour table on class maps. The stored values are copied
+internal overviews (mode for class maps and bit fields so codes are never averaged into
+new values, average for continuous ones), nodata, band description, units, scale/offset
+and the CF attributes as GDAL metadata, and a colour table on 8-bit class maps (from
+`class_tables`, the same classes STAC and the viewer show). The stored values are copied
 bit for bit (packed integers stay packed; scale/offset travel as metadata), so the COG equals
 the Zarr store. No timestamp or run id enters the file: the same input gives the same bytes,
 which is what makes publishing idempotent.
@@ -26,7 +27,15 @@ from geoproc.publish.colormaps import LayerStyle
 
 BLOCKSIZE = 256
 
-_CF_TAGS = ("long_name", "standard_name", "units", "flag_values", "flag_meanings", "valid_range")
+_CF_TAGS = (
+    "long_name",
+    "standard_name",
+    "units",
+    "flag_values",
+    "flag_masks",
+    "flag_meanings",
+    "valid_range",
+)
 
 
 def cog_bytes(
@@ -44,7 +53,12 @@ def cog_bytes(
     if values.ndim != 2:
         raise ValueError(f"cog_bytes expects a 2-D array, got shape {values.shape}")
     nodata = nodata_of(values.dtype, attrs)
-    is_classes = attrs.get("flag_values") is not None or bool(style and style.is_classes)
+    # Codes (classes, bit fields) are never predicted or averaged into values they do not have.
+    is_classes = (
+        attrs.get("flag_values") is not None
+        or attrs.get("flag_masks") is not None
+        or bool(style and style.is_categorical)
+    )
     profile = {
         "driver": "GTiff",
         "width": values.shape[1],
@@ -69,7 +83,8 @@ def cog_bytes(
                 dst.update_tags(1, **band_tags)
             if dataset_tags:
                 dst.update_tags(**{k: str(v) for k, v in sorted(dataset_tags.items())})
-            if is_classes and style and style.is_classes and values.dtype in (np.uint8, np.uint16):
+            if style and style.is_classes and values.dtype == np.uint8:
+                # A colour table only on 8-bit maps: on uint16 GDAL writes 65,536 entries.
                 dst.write_colormap(1, style.class_colormap())
         with rasterio.open(plain) as src:
             rasterio.shutil.copy(

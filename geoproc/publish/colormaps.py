@@ -5,9 +5,9 @@ same value everywhere; stretching each tile to its own range would invent seams 
 zone edges. LST uses a perceptual "inferno"-like ramp over 250-330 K (the span of land
 surface temperature in Landsat Collection 2 ST products outside polar night and deserts,
 USGS LSDS-1619 "Landsat 8-9 C2 L2 Science Product Guide"); values outside are clipped to the
-end colours. Class colours follow common practice in flood (DSWx-HLS, OPERA product spec
-JPL D-107395: open water blue, flood/inundation cyan) and forest type maps (broadleaf light
-green, conifer dark green). Nodata is always transparent.
+end colours. Class maps and bit fields take their classes, names and colours from
+`geoproc.publish.class_tables`, the one table the COG colour tables, the STAC
+classification and the viewer legend all read. Nodata is always transparent.
 """
 
 from __future__ import annotations
@@ -16,14 +16,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-RGBA = tuple[int, int, int, int]
+from geoproc.publish.class_tables import (
+    DRY_COLOR,
+    FLOOD_COLOR,
+    PERMANENT_WATER_COLOR,
+    RGBA,
+    BitField,
+    ClassEntry,
+    bitfields,
+    class_entries,
+    flag_table,
+)
 
-
-@dataclass(frozen=True)
-class ClassEntry:
-    value: int
-    name: str
-    rgba: RGBA
+__all__ = ["DRY_COLOR", "FLOOD_COLOR", "PERMANENT_WATER_COLOR", "LayerStyle", "style_for"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,13 @@ class LayerStyle:
     vmax: float = 1.0
     stops: tuple[RGBA, ...] = field(default_factory=tuple)
     """Colours of a continuous ramp from vmin to vmax (evenly spaced)."""
+    bitfields: tuple[BitField, ...] = ()
+    """Fields of a bit-field variable (CF flag_masks), published as STAC bit fields."""
+
+    @property
+    def is_categorical(self) -> bool:
+        """Values are codes (classes or bits): never averaged, interpolated or predicted."""
+        return bool(self.classes or self.bitfields)
 
     @property
     def is_classes(self) -> bool:
@@ -70,7 +82,8 @@ class LayerStyle:
                 "title": self.title,
                 "type": "classes",
                 "classes": [
-                    {"value": c.value, "label": c.name, "color": _css(c.rgba)} for c in self.classes
+                    {"value": c.value, "name": c.name, "label": c.label, "color": _css(c.rgba)}
+                    for c in self.classes
                 ],
             }
         return {
@@ -102,19 +115,7 @@ _BLUES = ((247, 251, 255, 255), (107, 174, 214, 255), (8, 48, 107, 255))
 _GREENS = ((247, 252, 245, 255), (116, 196, 118, 255), (0, 68, 27, 255))
 _GREYS = ((20, 20, 20, 255), (240, 240, 240, 255))
 
-FLOOD_COLOR: RGBA = (0, 200, 255, 255)
-PERMANENT_WATER_COLOR: RGBA = (20, 70, 170, 255)
-DRY_COLOR: RGBA = (226, 218, 196, 255)
-
 STYLES: dict[str, LayerStyle] = {
-    "water": LayerStyle(
-        title="Surface water",
-        classes=(
-            ClassEntry(0, "dry", DRY_COLOR),
-            ClassEntry(1, "permanent water", PERMANENT_WATER_COLOR),
-            ClassEntry(2, "flood", FLOOD_COLOR),
-        ),
-    ),
     "water_probability": LayerStyle(
         title="Water probability", units="%", vmin=0, vmax=100, stops=_BLUES
     ),
@@ -122,14 +123,6 @@ STYLES: dict[str, LayerStyle] = {
         title="Land surface temperature", units="K", vmin=250.0, vmax=330.0, stops=_INFERNO
     ),
     "emissivity": LayerStyle(title="Emissivity", units="1", vmin=0.9, vmax=1.0, stops=_GREYS),
-    "canopy_class": LayerStyle(
-        title="Tree canopy",
-        classes=(
-            ClassEntry(0, "no tree canopy", (236, 232, 214, 255)),
-            ClassEntry(1, "broadleaf", (110, 190, 70, 255)),
-            ClassEntry(2, "conifer", (20, 95, 55, 255)),
-        ),
-    ),
     "canopy_cover": LayerStyle(title="Canopy cover", units="%", vmin=0, vmax=100, stops=_GREENS),
 }
 
@@ -137,20 +130,25 @@ PRIMARY_VARIABLE: dict[str, str] = {"flood": "water", "lst": "lst", "canopy": "c
 """The variable drawn as web tiles for each product (others are published as COGs)."""
 
 
-def style_for(variable: str, attrs: dict | None = None) -> LayerStyle:
-    """The style of a variable; unknown class variables get distinct generated colours."""
+CLASS_TITLES: dict[str, str] = {"water": "Surface water", "canopy_class": "Tree canopy"}
+"""Legend titles of class maps (their classes come from `class_tables`)."""
+
+
+def style_for(
+    variable: str, attrs: dict | None = None, *, product: str | None = None
+) -> LayerStyle:
+    """The style of a variable: class maps and bit fields from `class_tables`, ramps here."""
+    attrs = attrs or {}
+    table = flag_table(product, variable, attrs)
+    if table is not None:
+        return LayerStyle(
+            title=CLASS_TITLES.get(variable, str(attrs.get("long_name", variable))),
+            units=str(attrs.get("units", "")) if table.is_bitfield else "",
+            classes=class_entries(table),
+            bitfields=bitfields(table),
+        )
     if variable in STYLES:
         return STYLES[variable]
-    attrs = attrs or {}
-    flags = attrs.get("flag_values")
-    if flags is not None:
-        meanings = str(attrs.get("flag_meanings", "")).split()
-        values = [int(v) for v in np.atleast_1d(flags)]
-        classes = tuple(
-            ClassEntry(v, meanings[i] if i < len(meanings) else str(v), _palette(i))
-            for i, v in enumerate(values)
-        )
-        return LayerStyle(title=str(attrs.get("long_name", variable)), classes=classes)
     lo, hi = attrs.get("valid_range", (0.0, 1.0))
     return LayerStyle(
         title=str(attrs.get("long_name", variable)),
@@ -164,21 +162,3 @@ def style_for(variable: str, attrs: dict | None = None) -> LayerStyle:
 def primary_variable(product: str, variables: list[str]) -> str:
     preferred = PRIMARY_VARIABLE.get(product)
     return preferred if preferred in variables else variables[0]
-
-
-def _palette(i: int) -> RGBA:
-    # Tableau-10, readable on light and dark backgrounds.
-    colors = (
-        (31, 119, 180),
-        (255, 127, 14),
-        (44, 160, 44),
-        (214, 39, 40),
-        (148, 103, 189),
-        (140, 86, 75),
-        (227, 119, 194),
-        (127, 127, 127),
-        (188, 189, 34),
-        (23, 190, 207),
-    )
-    r, g, b = colors[i % len(colors)]
-    return (r, g, b, 255)

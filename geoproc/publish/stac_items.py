@@ -86,15 +86,41 @@ def raster_band(dtype: str, attrs: dict, nodata: float | int | None) -> dict:
 
 
 def classification_classes(style: LayerStyle) -> list[dict]:
+    """STAC classes of a class map: the CF name, its label as description, the colour."""
     return [
         {
             "value": c.value,
-            "name": c.name.replace(" ", "_"),
-            "description": c.name,
+            "name": c.name,
+            "description": c.label,
             "color_hint": "{:02X}{:02X}{:02X}".format(*c.rgba[:3]),
         }
         for c in style.classes
     ]
+
+
+def classification_bitfields(style: LayerStyle) -> list[dict]:
+    """STAC bit fields of a CF flag_masks variable (classification extension v1.1.0)."""
+    return [
+        {
+            "offset": f.offset,
+            "length": f.length,
+            "classes": [
+                {"value": value, "name": name, "description": name.replace("_", " ")}
+                for value, name in f.classes
+            ],
+        }
+        for f in style.bitfields
+    ]
+
+
+def classification_fields(style: LayerStyle) -> dict:
+    """The classification fields of an asset: classes and/or bit fields, when it has them."""
+    fields: dict = {}
+    if style.is_classes:
+        fields["classification:classes"] = classification_classes(style)
+    if style.bitfields:
+        fields["classification:bitfields"] = classification_bitfields(style)
+    return fields
 
 
 def footprint(crs: CRS, transform: Affine, shape: tuple[int, int]) -> dict:
@@ -181,7 +207,7 @@ def build_item(
         }
         if "raster:bands" in fields:
             extensions.add(EXT["raster"])
-        if "classification:classes" in fields:
+        if "classification:classes" in fields or "classification:bitfields" in fields:
             extensions.add(EXT["classification"])
         item.add_asset(
             asset.key,

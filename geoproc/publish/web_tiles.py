@@ -79,7 +79,7 @@ def render_tile(
 
     ``scale``/``offset`` turn stored (packed) values into the physical units of the ramp.
     """
-    method = "nearest" if style.is_classes else "bilinear"
+    method = "nearest" if style.is_categorical else "bilinear"
 
     def _read(path: str, x: int, y: int, z: int) -> ImageData:
         with Reader(path) as src:

@@ -15,7 +15,7 @@ from rasterio.crs import CRS
 from rio_cogeo.cogeo import cog_validate
 
 from geoproc.publish.cog import cog_bytes
-from geoproc.publish.colormaps import FLOOD_COLOR, STYLES
+from geoproc.publish.colormaps import FLOOD_COLOR, PERMANENT_WATER_COLOR
 from tests.helpers.published_stores import DATES, TILES, shared_published, tile_grid
 
 
@@ -70,7 +70,7 @@ def test_cog_metadata_units_scale_flags_and_colour_table(published):
         assert src.scales == (1.0,) and src.offsets == (0.0,)
         cmap = src.colormap(1)
         assert cmap[2] == FLOOD_COLOR
-        assert cmap[1] == STYLES["water"].class_colormap()[1]
+        assert cmap[1] == PERMANENT_WATER_COLOR
         assert src.tags()["product"] == "flood"
     lst = published / "cog" / "lst" / tile / DATES[0] / "lst.tif"
     with rasterio.open(lst) as src:
