@@ -445,8 +445,8 @@ def _sar(
     shape = (step.sizes["y"], step.sizes["x"])
     diag = np.zeros(shape, np.uint16)
     any_valid = np.zeros(shape, bool)
-    # One date alone: the polarisation whose fit separates water from land best decides
-    # (Ashman's D), VH where wind roughens the water in VV (`flood_sar.best_polarisation`).
+    # One date alone: the polarisation whose water mode lies furthest below its physical
+    # bound decides, VH where wind roughens the water in VV (`flood_sar.best_polarisation`).
     # In a series VV decides, as the change and double-bounce tests and the series fits
     # borrowed between dates are VV's; VH decides where VV is not delivered.
     voting = "vv" if "vv" in plan.fits else "vh"

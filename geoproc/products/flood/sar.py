@@ -15,8 +15,8 @@ Illingworth split and then the physical dark mode (pixels below the polarisation
 plausible threshold, `THRESHOLD_MAX_DB`) are tried under the same checks, so the result is
 never worse than a global split; a water-free scene, whose speckle histogram is unimodal
 and has no plausibly dark mode, passes none and gets no water instead of the water a plain
-Otsu split would invent. VV and VH are fitted alike; on a single date the polarisation that
-separates better decides (`best_polarisation`), since wind roughens water in VV far more
+Otsu split would invent. VV and VH are fitted alike; on a single date the polarisation whose
+water mode is most plausibly water decides (`best_polarisation`), since wind roughens water in VV far more
 than in VH. Works in dB; linear gamma0 (RTC) is
 converted, then a 3x3 median reduces speckle while keeping water edges (Lee & Pottier 2009).
 """
@@ -205,13 +205,21 @@ def cap_above_bound(p: np.ndarray, db: np.ndarray, pol: str) -> np.ndarray:
 
 
 def best_polarisation(results: dict[str, SplitResult]) -> str | None:
-    """The polarisation whose water/land fit separates best (largest Ashman's D), or None.
+    """The polarisation whose water mode is most plausibly open water, or None.
 
-    VV and VH are judged together but neither is required: wind roughens water in VV far
-    more than in VH (Martinis et al. 2015), so a scene's water may be dark in one only.
+    Plausibility is how far the fitted dark mode lies below the polarisation's physical
+    bound for water (`WATER_MAX_DB`), in units of its own spread: a mode just under the
+    bound may be dark soil or breeze-roughened water seen poorly, one far below it is
+    calm water. VV and VH are judged alike and neither is required: wind roughens water
+    in VV far more than in VH (Martinis et al. 2015), so a scene's water may be dark in
+    one only.
     """
-    fitted = {p: r.fit.ashman_d for p, r in results.items() if r.fit is not None}
-    return max(fitted, key=fitted.get) if fitted else None
+    margin = {
+        pol: (WATER_MAX_DB.get(pol, -17.0) - r.fit.mean[0]) / max(r.fit.std[0], 0.1)
+        for pol, r in results.items()
+        if r.fit is not None
+    }
+    return max(margin, key=margin.get) if margin else None
 
 
 def water_probability(db: np.ndarray, split: SplitResult, *, pol: str = "vv") -> np.ndarray:
