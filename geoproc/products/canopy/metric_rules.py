@@ -22,7 +22,8 @@ reflectance); the decisions:
     because only the evergreen signal is left.
 * **conifer vs broadleaf** among trees: needle-leaf canopies keep their leaves (a small
   leaf-on minus leaf-off NDVI contrast, the HRL Dominant Leaf Type phenology cue; summer
-  minus spring/winter NDVI, Immitzer et al. 2019, Remote Sens. 11:2599) and are dark in
+  minus winter and summer minus spring NDVI, each with its own threshold, averaged;
+  Immitzer et al. 2019, Remote Sens. 11:2599) and are dark in
   NIR (clumped shoots, shadow: Rautiainen & Stenberg 2005; NIR and SWIR among the most
   important S2 bands for species, Immitzer et al. 2016, Remote Sens. 8:166). The two
   cues are added as logits; a clear leaf-off season is strong evidence of broadleaf, an
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +67,10 @@ class MetricThresholds:
     ndvi_only_p10: float = 0.18
     """NDVI-only input: p10 NDVI threshold calibrated on the real Slovenian series."""
     conifer_contrast: float = 0.20
-    """Leaf-on minus leaf-off NDVI below which a canopy is evergreen."""
+    """Leaf-on minus winter (or leaf-off) NDVI below which a canopy is evergreen."""
+    conifer_spring_contrast: float = 0.10
+    """Leaf-on minus spring NDVI below which a canopy is evergreen (leaf-out is under way in
+    spring, so the deciduous contrast is smaller than against winter)."""
     conifer_nir: float = 0.30
     """Leaf-on NIR reflectance below which a canopy is needle-leaf dark."""
     sclerophyll_ndmi: float = 0.12
@@ -126,9 +131,17 @@ def tree_probability(m: dict[str, np.ndarray], t: MetricThresholds) -> np.ndarra
 
 def conifer_probability(m: dict[str, np.ndarray], t: MetricThresholds) -> np.ndarray:
     """Probability that a tree canopy is needle-leaf (see the module docstring)."""
-    # a large contrast is strong evidence of broadleaf (deciduous); a small one only weak
-    # evidence of conifer (evergreen broadleaf exists), so NIR darkness decides evergreens
-    logit = np.clip((t.conifer_contrast - m["leaf_off_contrast"]) / 0.04, -8.0, 1.5)
+    # leaf-on minus winter and minus spring NDVI, each against its own threshold, averaged
+    # where both exist (a snowy winter alone cannot flip an evergreen); a large contrast is
+    # strong evidence of broadleaf (deciduous), a small one only weak evidence of conifer
+    # (evergreen broadleaf exists, capped), so NIR darkness decides evergreens
+    winter = (t.conifer_contrast - m["winter_contrast"]) / 0.04
+    spring = (t.conifer_spring_contrast - m["spring_contrast"]) / 0.03
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        seasonal = np.nanmean(np.stack([winter, spring]), axis=0)
+    fallback = (t.conifer_contrast - m["leaf_off_contrast"]) / 0.04
+    logit = np.clip(np.where(np.isfinite(seasonal), seasonal, fallback), -8.0, 1.5)
     if "nir_leaf_on" in m:
         logit = logit + (t.conifer_nir - m["nir_leaf_on"]) / 0.025
     p = _sigmoid(logit)

@@ -51,8 +51,9 @@ def temporal_metrics(
     Returns (pixels,) float32 arrays: ``clear_count``, ``ndvi_p10`` .. ``ndvi_p90``,
     ``ndvi_djf`` .. ``ndvi_son`` (aligned seasons), ``ndvi_leaf_on`` (median NDVI of the
     top quartile), ``ndvi_leaf_off`` (lowest of the aligned winter and spring medians, else
-    p10), ``leaf_off_contrast`` (leaf-on minus leaf-off), and ``{band}_leaf_on`` for the
-    bands present. A pixel with no clear observation has NaN everywhere but the count.
+    p10), ``leaf_off_contrast`` (leaf-on minus leaf-off), ``winter_contrast`` and
+    ``spring_contrast`` (leaf-on minus the aligned DJF / MAM median), and ``{band}_leaf_on``
+    for the bands present. A pixel with no clear observation has NaN everywhere but the count.
     """
     ndvi = pixel_ndvi(bands)
     n_time, n_pix = ndvi.shape
@@ -93,6 +94,8 @@ def temporal_metrics(
         off = np.nanmin(seasonal[:2], axis=0)
     out["ndvi_leaf_off"] = np.where(np.isfinite(off), off, out["ndvi_p10"]).astype("float32")
     out["leaf_off_contrast"] = (out["ndvi_leaf_on"] - out["ndvi_leaf_off"]).astype("float32")
+    out["winter_contrast"] = (out["ndvi_leaf_on"] - out["ndvi_djf"]).astype("float32")
+    out["spring_contrast"] = (out["ndvi_leaf_on"] - out["ndvi_mam"]).astype("float32")
     for band in SPECTRAL_BANDS:
         if band in present:
             out[f"{band}_leaf_on"] = _masked_median(present[band], leaf_on)
