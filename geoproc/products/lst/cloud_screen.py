@@ -15,7 +15,8 @@ both from the literature and both conservative, so that real cold surfaces keep 
    a scene with too little clear land to give a percentile is not tested at all.
 2. Uncertainty that grows near clouds, as in the USGS Landsat Collection 2 ST product, whose
    ST_QA grows with the distance to the nearest cloud (ST_CDIST; Laraby & Schott 2018,
-   Remote Sens. Environ. 216:472; Cook et al. 2014, Remote Sens. 6:11244). We add
+   Remote Sens. Environ. 216:472; Cook et al. 2014, Remote Sens. 6:11244). On request
+   (``near_cloud_sigma_k``, off by default since the USGS ST shares that error) we add
    ``sigma_cloud = A exp(-d / L)`` in quadrature, with ``d`` the distance to the nearest
    Fmask cloud / adjacent / shadow pixel. A = 5 K and L = 3 km reproduce the ST_QA of the
    real Landsat 8 C2 L2 Greenland scene (median 5.4 K within 600 m of cloud, 2.6 K at 2-4 km,
@@ -36,6 +37,8 @@ from scipy import ndimage
 from geoproc.catalog.sensors import FMASK_BITS, FMASK_NODATA
 from geoproc.errors import UsageError
 
+USGS_ST_QA_NEAR_CLOUD_K = 5.0
+"""`CloudScreen.near_cloud_sigma_k` that reproduces the ST_QA of a real L8 C2 L2 scene."""
 CLOUD_BITS = ("cloud", "adjacent_cloud", "cloud_shadow")
 """Fmask bits a cloud distance is measured from."""
 
@@ -56,8 +59,14 @@ class CloudScreen:
     """Whiteness (visible flatness) below which a pixel is cloud-white (Zhu & Woodcock 2012)."""
     nir_swir_min: float = 0.75
     """NIR / SWIR1 above which a pixel is not bright rock or soil (Zhu & Woodcock 2012)."""
-    near_cloud_sigma_k: float = 5.0
-    """Extra one-sigma LST uncertainty at the edge of a cloud (K); 0 turns it off."""
+    near_cloud_sigma_k: float = 0.0
+    """Extra one-sigma LST uncertainty at the edge of a cloud (K); 0 (default) turns it off.
+
+    `USGS_ST_QA_NEAR_CLOUD_K` (5 K) reproduces the USGS ST_QA near clouds: it describes cloud
+    contamination of the radiance itself, which every retrieval from that radiance shares
+    (the USGS ST included), so it is off by default and the stated sigma is the retrieval's
+    own error (issue 16: 60-75 % of real errors within 1 sigma). Turn it on for an error
+    budget against ground truth."""
     near_cloud_length_m: float = 3000.0
     """e-folding distance of the extra uncertainty (m)."""
     near_cloud_m: float = 1000.0

@@ -53,7 +53,7 @@ class SceneAtmosphereVariability:
     scenes by averaging their per-pixel layers (see `geoproc.products.lst.real_cases`).
     """
 
-    column_relative: float = 0.25
+    column_relative: float = 0.13
     """Relative one-sigma spread of the column (1 - tau, Lu, Ld) around the scene mean."""
 
 

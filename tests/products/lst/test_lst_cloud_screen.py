@@ -24,7 +24,8 @@ from geoproc.products.lst.cloud_screen import (
 from geoproc.products.lst.landsat_c2 import load_landsat_c2_l2
 from geoproc.products.lst.score import score
 
-SCREEN = CloudScreen()
+SCREEN = CloudScreen(near_cloud_sigma_k=5.0)
+NEAR = {"near_cloud_sigma_k": 5.0}  # the USGS ST_QA-like near-cloud term, off by default
 HAZE = {"blue": 0.20, "green": 0.19, "red": 0.18, "nir08": 0.25, "swir16": 0.20, "swir22": 0.15}
 """A thin cloud: HOT = 0.20 - 0.09 - 0.08 = 0.03 > 0, whiteness 0.105, NIR/SWIR1 1.25."""
 FOREST = {"blue": 0.03, "green": 0.06, "red": 0.04, "nir08": 0.30, "swir16": 0.14, "swir22": 0.06}
@@ -157,7 +158,7 @@ def _product_scene():
 
 def test_product_masks_the_missed_cloud_flags_it_and_widens_uncertainty_near_clouds():
     ds = _product_scene()
-    out = lst.run(ds)
+    out = lst.run(ds, cloud_screen=NEAR)
     off = lst.run(ds, cloud_screen=False)
     qa = out.lst_qa.values
     assert out.lst_qa.dtype == np.uint16
@@ -212,7 +213,7 @@ PREFIX = "LC08_L2SP_005009_20150710_20200908_02_T2"
 
 def test_greenland_ice_keeps_its_coverage_and_uncertainty_follows_usgs_st_qa(realdata):
     scene = load_landsat_c2_l2(realdata / GREENLAND)
-    on, off = lst.run(scene), lst.run(scene, cloud_screen=False)
+    on, off = lst.run(scene, cloud_screen=NEAR), lst.run(scene, cloud_screen=False)
     # the screen removes nothing on an ice sheet: coverage and accuracy unchanged
     # (measured: 53,794 valid pixels either way; RMSE 0.142 K vs ST_B10 on 47,323 clear)
     assert int(np.isfinite(on.lst.values).sum()) == int(np.isfinite(off.lst.values).sum())
