@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,27 +75,16 @@ def target_met(row: dict) -> bool | None:
     value = row.get("geoproc")
     if not target or value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    number = _first_number(target)
-    if number is None:
+    share_range = re.search(r"(\d+(?:\.\d+)?)\s*[-–]\s*(\d+(?:\.\d+)?)\s*%", target)
+    if share_range:  # a share of pixels, e.g. the 1-sigma coverage "60-75 %"
+        share = float(row.get("coverage_1sigma", value))
+        share = share * 100 if share <= 1 else share
+        return float(share_range.group(1)) <= share <= float(share_range.group(2))
+    bound = re.match(r"(>=|<=)\s*(-?\d+(?:\.\d+)?)", target)
+    if not bound:
         return None
-    if target.startswith(">="):
-        return float(value) >= number
-    if target.startswith("<="):
-        return float(value) <= number
-    if "-" in target and "%" in target:
-        low, high = (_first_number(part) for part in target.replace("%", "").split("-", 1))
-        if low is not None and high is not None:
-            share = float(row.get("coverage_1sigma", value))
-            share = share * 100 if share <= 1 else share
-            return low <= share <= high
-    return None
-
-
-def _first_number(text: str) -> float | None:
-    import re
-
-    match = re.search(r"-?\d+(?:\.\d+)?", text)
-    return float(match.group()) if match else None
+    number = float(bound.group(2))
+    return float(value) >= number if bound.group(1) == ">=" else float(value) <= number
 
 
 def format_table(rows: list[dict]) -> str:
@@ -109,7 +99,7 @@ def format_table(rows: list[dict]) -> str:
         )
         met = {True: "yes", False: "**no**", None: "–"}[row.get("target_met")]
         extra = ""
-        if "coverage_1sigma" in row and row.get("metric", "").lower().startswith("rmse"):
+        if row.get("coverage_1sigma") is not None:
             extra = f" (1σ coverage {_fmt(row['coverage_1sigma'])})"
         lines.append(
             f"| {row.get('product')} | {row.get('case')} | {row.get('kind', 'real')} | "

@@ -61,3 +61,9 @@ def test_rows_from_every_product_deduplicated_and_scored(tmp_path, monkeypatch):
     table = ER.format_table(rows)
     assert "| flood | c1 | real | m | 0.930 | simple: 0.500 | >= 0.9 | yes |" in table
     assert "| canopy | c1 | real | m | 0.800 | simple: 0.500 | >= 0.9 | **no** |" in table
+
+
+def test_coverage_targets_are_not_fooled_by_digits_in_names():
+    row = {"geoproc": 1.0, "coverage_1sigma": 0.589, "target": "coverage_1sigma 60-75 %"}
+    assert ER.target_met(row) is False
+    assert ER.target_met({**row, "coverage_1sigma": 0.70}) is True
