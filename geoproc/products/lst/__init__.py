@@ -352,9 +352,18 @@ def _is_default(name: str, value) -> bool:
 
 
 def _is_scene_constant(value, bt11: xr.DataArray) -> bool:
-    """True when an atmosphere has no spatial dimension: one value per scene (and time)."""
+    """True when an atmosphere is one value per scene (and time): no spatial dimension, or
+    an in-memory map that holds the same value at every pixel (a broadcast scene mean)."""
+    spatial = [d for d in bt11.dims if d != "time"]
     dims = getattr(value, "dims", ())
-    return not any(d in dims for d in bt11.dims if d != "time")
+    if not any(d in dims for d in spatial):
+        return True
+    if value.chunks is not None:
+        return False
+    span = value.max(dim=[d for d in spatial if d in dims]) - value.min(
+        dim=[d for d in spatial if d in dims]
+    )
+    return bool(np.all(np.nan_to_num(span.values) == 0.0))
 
 
 def _check_dataset(dataset) -> xr.Dataset:

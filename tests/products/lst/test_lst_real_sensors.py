@@ -110,3 +110,17 @@ def test_evaluate_real_rows(realdata):
     per_pixel = [r for r in rows if "per-pixel" in r["case"]]
     assert len(per_pixel) == 3 and all(r["geoproc"] <= 0.3 for r in per_pixel)
     assert all("plain RTE + NDVI emissivity" in r["baselines"] for r in per_pixel)
+
+
+def test_a_broadcast_scene_mean_counts_as_a_scene_mean(realdata):
+    """Spread over every pixel or given once per scene, a scene mean states the same sigma."""
+    once = load_landsat_c2_l2(realdata / AUSTRALIA / L8, atmosphere="scene_mean")
+    spread = once.copy()
+    for name in [v for v in once.data_vars if v.startswith("atmos_")]:
+        spread[name] = once[name].broadcast_like(once["lwir11"])
+    a, b = lst.run(once), lst.run(spread)
+    np.testing.assert_allclose(a.lst.values, b.lst.values)
+    np.testing.assert_allclose(a.lst_uncertainty.values, b.lst_uncertainty.values, rtol=1e-6)
+    per_pixel = lst.run(load_landsat_c2_l2(realdata / AUSTRALIA / L8))
+    # the in-scene column spread (SceneAtmosphereVariability) is what widens the scene mean
+    assert float(np.nanmedian(a.lst_uncertainty)) > float(np.nanmedian(per_pixel.lst_uncertainty))
