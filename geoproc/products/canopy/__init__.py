@@ -49,6 +49,8 @@ from geoproc.products.canopy.composites import (
 )
 from geoproc.products.canopy.params import CanopyParams
 
+UNKNOWN_SHIFT = -1
+"""Season shift of a pixel whose hemisphere is unknown (no CRS, no latitude, no option)."""
 INPUT_BANDS = ("blue", "green", "red", "nir", "nir08", "swir16", "swir22", "ndvi")
 """Variables the default method reads when present (common names, plus a plain ``ndvi``)."""
 
@@ -161,7 +163,9 @@ def run(dataset: xr.Dataset, *, params: CanopyParams | None = None, **options) -
             "model_sha256": loaded.sha256,
         }
     shift = xr.DataArray(
-        _shift_days(series, hemisphere=params.hemisphere, latitude=params.latitude),
+        _shift_days(
+            series, hemisphere=params.hemisphere, latitude=params.latitude, method=params.method
+        ),
         dims=("y", "x"),
         coords={"y": series["y"], "x": series["x"]},
     )
@@ -193,6 +197,15 @@ def run(dataset: xr.Dataset, *, params: CanopyParams | None = None, **options) -
     out.attrs.update(model_info)
     out.attrs["parameters_sha256"] = params.fingerprint()
     out.attrs["input_bands"] = " ".join(str(b) for b in series.data_vars)
+    if series.attrs.get("reflectance_scaled"):
+        out.attrs["input_scaled_by_1e-4"] = series.attrs["reflectance_scaled"]
+    known = np.asarray(shift.values) != UNKNOWN_SHIFT
+    out.attrs["season_alignment"] = (
+        "hemisphere-aligned (day of year +182 south of the equator)"
+        if known.all()
+        else "none: no CRS, latitude or hemisphere given; leaf type from the leaf-on minus "
+        "p10 NDVI contrast"
+    )
     out["year"].attrs.update({"long_name": "calendar year of the observations", "units": "1"})
     return out
 
@@ -259,7 +272,7 @@ def _canopy_block(
     values = np.ascontiguousarray(block.reshape(ny * nx, n_bands, n_time).transpose(2, 1, 0))
     shifts = shift.reshape(-1)
     composites = monthly_composites(
-        values, times, shift_days=shifts, screen_snow=bands == CANOPY_BANDS
+        values, times, shift_days=np.maximum(shifts, 0), screen_snow=bands == CANOPY_BANDS
     )
     if params.method == "metrics":
         from geoproc.products.canopy.metric_rules import classify_metrics
@@ -357,8 +370,37 @@ def _validated_series(dataset: xr.Dataset, method: str = "metrics") -> xr.Datase
     extra = [d for d in series.dims if d not in ("time", "y", "x")]
     if extra:
         raise UsageError(f"the canopy product takes dims (time, y, x) only; drop or select {extra}")
-    series = series.sortby("time")
-    return series.astype("float32").transpose("time", "y", "x")
+    series = series.sortby("time").astype("float32").transpose("time", "y", "x")
+    if method == "metrics":
+        series = _as_reflectance(series)
+    return series
+
+
+def _as_reflectance(series: xr.Dataset) -> xr.Dataset:
+    """Reflectance (and NDVI) delivered as integers x 10000 (S2 L2A / HLS digital numbers
+    without their scale) are scaled to 0..1, judged from a strided sample: physical surface
+    reflectance and NDVI stay below ~1.5, digital numbers of land reach hundreds or more.
+    The +1000 offset of S2 baseline 04.00 cannot be told from the values and is not removed."""
+    nt, ny, nx = (series.sizes[d] for d in ("time", "y", "x"))
+    if series.chunks:  # lazy: one corner window, so only the first chunks are read
+        sample = series.isel(time=slice(0, 16), y=slice(0, 64), x=slice(0, 64))
+    else:
+        sample = series.isel(
+            time=slice(None, None, max(1, nt // 8)),
+            y=slice(None, None, max(1, ny // 32)),
+            x=slice(None, None, max(1, nx // 32)),
+        )
+    scaled = {}
+    for name in series.data_vars:
+        values = np.asarray(sample[name].values, dtype="float64")
+        values = values[np.isfinite(values)]
+        if values.size and np.percentile(np.abs(values), 99) > 2.0:
+            scaled[name] = series[name] * np.float32(1e-4)
+    if not scaled:
+        return series
+    out = series.assign(scaled)
+    out.attrs["reflectance_scaled"] = " ".join(scaled)
+    return out
 
 
 def _shift_days(
@@ -366,11 +408,24 @@ def _shift_days(
     *,
     hemisphere: str | None,
     latitude: float | None,
+    method: str = "model",
 ) -> np.ndarray:
-    """Per-pixel season shift (0 north, 182 south) from the options or the CRS."""
+    """Per-pixel season shift (0 north, 182 south) from the options, the CRS or latitude
+    coordinates. With none of them, `metrics` gets `UNKNOWN_SHIFT` (its tree decision needs
+    no calendar; leaf type then uses the hemisphere-free leaf-on minus p10 contrast); the
+    composite methods need the seasons and raise a UsageError naming the options."""
     shape = (series.sizes["y"], series.sizes["x"])
     if hemisphere is not None:
         return np.full(shape, season_shift_days(-1.0 if hemisphere == "south" else 1.0))
     if latitude is not None:
         return np.full(shape, season_shift_days(float(latitude)))
-    return season_shift_days(pixel_latitude(series))
+    try:
+        return season_shift_days(pixel_latitude(series))
+    except UsageError:
+        for name in ("latitude", "lat"):
+            if name in series.coords and set(series[name].dims) <= {"y", "x"}:
+                lat = series[name].broadcast_like(series[next(iter(series.data_vars))].isel(time=0))
+                return season_shift_days(np.asarray(lat.transpose("y", "x").values, "float64"))
+        if method == "metrics":
+            return np.full(shape, UNKNOWN_SHIFT, dtype="int64")
+        raise

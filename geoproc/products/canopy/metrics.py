@@ -75,7 +75,7 @@ def temporal_metrics(
         out[f"ndvi_p{q}"] = _quantile_of_sorted(ordered, count, q / 100.0)
     shifts = np.broadcast_to(np.asarray(shift_days, dtype="int64"), (n_pix,))
     seasonal = np.full((4, n_pix), np.nan, dtype="float32")
-    for shift in np.unique(shifts):
+    for shift in np.unique(shifts[shifts >= 0]):  # a negative shift: hemisphere unknown
         pixels = np.flatnonzero(shifts == shift)
         season = _SEASON_OF_MONTH[aligned_month(times, shift_days=int(shift))]
         for s in range(4):

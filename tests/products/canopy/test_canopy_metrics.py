@@ -148,3 +148,26 @@ def test_rules_card_validates_against_the_mlm_schema():
         validator = jsonschema.Draft7Validator(retrieve(url).contents, registry=registry)
         errors = sorted(validator.iter_errors(card), key=str)
         assert not errors, (url, [e.message for e in errors][:3])
+
+
+def test_without_crs_the_default_method_still_finds_trees_and_says_seasons_are_unknown():
+    classes = class_grid(KINDS, repeat=2)
+    ds = synthetic_dataset(classes, south=True, seed=7).drop_vars("spatial_ref")
+    out = canopy.run(ds)
+    assert out.attrs["season_alignment"].startswith("none")
+    cls, truth = out["canopy_class"].values[0], truth_of(classes)
+    np.testing.assert_array_equal(cls > 0, truth > 0)
+    assert (cls[truth == 2] == 2).all()
+    # latitude coordinates are enough to align the seasons
+    with_lat = ds.assign_coords(latitude=(("y", "x"), np.full(cls.shape, -37.0)))
+    assert canopy.run(with_lat).attrs["season_alignment"].startswith("hemisphere-aligned")
+
+
+def test_reflectance_given_as_integers_times_10000_is_scaled():
+    classes = class_grid(KINDS, repeat=2)
+    ds = synthetic_dataset(classes, seed=8)
+    as_dn = (ds * 10000).round()
+    a, b = canopy.run(ds), canopy.run(as_dn)
+    np.testing.assert_array_equal(a["canopy_class"].values, b["canopy_class"].values)
+    assert b.attrs["input_scaled_by_1e-4"] == "blue green red nir08 swir16 swir22"
+    assert "input_scaled_by_1e-4" not in a.attrs
