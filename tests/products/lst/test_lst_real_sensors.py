@@ -12,7 +12,7 @@ import pytest
 from geoproc.products import lst
 from geoproc.products.lst.landsat_c2 import find_scenes, load_landsat_c2_l2, read_mtl
 from geoproc.products.lst.planck import THERMAL_CONSTANTS, constants_for_dataset
-from geoproc.products.lst.real_cases import evaluate_real
+from geoproc.products.lst.real_cases import calibrate, evaluate_real
 from geoproc.products.lst.score import score
 
 AUSTRALIA = "landsat-c2l2-australia"
@@ -124,3 +124,20 @@ def test_a_broadcast_scene_mean_counts_as_a_scene_mean(realdata):
     per_pixel = lst.run(load_landsat_c2_l2(realdata / AUSTRALIA / L8))
     # the in-scene column spread (SceneAtmosphereVariability) is what widens the scene mean
     assert float(np.nanmedian(a.lst_uncertainty)) > float(np.nanmedian(per_pixel.lst_uncertainty))
+
+
+def test_calibration_reproduces_the_shipped_uncertainty_constants(realdata):
+    from geoproc.products.lst.emissivity import CLASS_UNCERTAINTY, MIXED, SOIL, VEGETATION
+    from geoproc.products.lst.rte import SceneAtmosphereVariability
+
+    fit = calibrate([realdata / AUSTRALIA])
+    assert fit["scenes"] == 3
+    # the Greenland ice scene adds (almost) nothing to the column spread: 0.130 on all four
+    assert fit["column_relative"] == pytest.approx(
+        SceneAtmosphereVariability().column_relative, abs=0.005
+    )
+    for code, name in ((SOIL, "soil"), (MIXED, "mixed"), (VEGETATION, "vegetation")):
+        assert fit["class_sigma"][name] == pytest.approx(CLASS_UNCERTAINTY[code], abs=0.001)
+    # leaving the TM scene out changes the column spread a lot: it holds the widest atmosphere
+    held = calibrate([realdata / AUSTRALIA], leave_out=L5)
+    assert held["scenes"] == 2 and held["column_relative"] < 0.1
