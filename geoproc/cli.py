@@ -9,17 +9,22 @@ known only that command's module is imported, so `geoproc <command> --help` star
 Exit codes (the classes and their table live in `geoproc.errors`): 0 success, 1 runtime
 failure, 2 usage error, 3 missing local file, 4 schema problem, 5 storage failure (local
 disk: path named; S3: endpoint named), 6 network failure, 70 internal error (a bug; the
-traceback is saved to a file), 130 interrupted. A user mistake never prints a traceback.
+traceback is saved to a file), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM); both
+unwind, so servers geoproc started are stopped and their temporary files removed. A user
+mistake never prints a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import logging
 import pkgutil
+import signal
 import sys
+import threading
 
 from geoproc import __version__
 from geoproc.errors import (
@@ -73,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        result = args.func(args)
+        with _terminate_as_interrupt():
+            result = args.func(args)
+    except Terminated:
+        print(
+            "geoproc: terminated (SIGTERM); servers stopped, temporary files removed",
+            file=sys.stderr,
+        )
+        return 143
     except KeyboardInterrupt:
         print("geoproc: interrupted", file=sys.stderr)
         return 130
@@ -82,6 +94,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"geoproc: error: {error}", file=sys.stderr)
         return error.exit_code
     return int(result or 0)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every `with`/`finally` runs (servers, temp folders)."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """While a command runs, SIGTERM unwinds the stack like SIGINT instead of killing at once.
+
+    Why: Python's default SIGTERM ends the process without running `finally` blocks, so a
+    `geoproc stac serve` stopped by a supervisor left its rustac child (in its own session)
+    running and its temp folder behind. Only the main thread can own signal handlers; the
+    previous handler is restored afterwards (tests call `main` in-process).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def classify_error(exc: BaseException, *, out: str | None = None) -> GeoprocError:

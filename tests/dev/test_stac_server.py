@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 from datetime import datetime
@@ -114,3 +115,37 @@ def test_search_returns_exactly_the_generated_items(sample_archive_small, stac_a
 
 def test_rustac_on_path():
     assert shutil.which("rustac") or Path(sys.executable).with_name("rustac").exists()
+
+
+@pytest.mark.parametrize(
+    "sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+)
+def test_stac_serve_process_stops_its_child_and_removes_temp_files(tmp_path, realdata, sig, code):
+    """A real `geoproc stac serve` process, stopped by a signal: no rustac left, no temp folder."""
+    import os
+
+    import psutil
+
+    archive = _mini_archive(tmp_path / "a", realdata)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "geoproc", "stac", "serve", str(archive)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        assert "STAC API serving" in line, (line, proc.stderr.read() if proc.poll() else "")
+        children = psutil.Process(proc.pid).children(recursive=True)
+        rustac = [c for c in children if "rustac" in " ".join(c.cmdline())]
+        assert len(rustac) == 1
+        assert [p.name for p in tmp.iterdir()][0].startswith("geoproc-stac-")
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == code
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not rustac[0].is_running() or rustac[0].status() == psutil.STATUS_ZOMBIE
+    assert list(tmp.iterdir()) == []
+    assert "Traceback" not in proc.stderr.read()
