@@ -26,7 +26,7 @@ import xarray as xr
 from geoproc import __version__, storage
 from geoproc.errors import NoDataError, StoreError, UnknownNameError
 from geoproc.inference import product_stage
-from geoproc.products import stage_blocking
+from geoproc.products import blocking_of, stage_blocking
 from geoproc.request import PRODUCTS
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,12 @@ def open_cube(cube_url: str | storage.Location, *, dask: bool = True) -> xr.Data
             f"No cube store at {storage.parse_url(str(cube_url)).url if not isinstance(cube_url, storage.Location) else cube_url.url}: build it first with `geoproc cube build`."
         ) from exc
     complete = ds["time_complete"].values.astype(bool)
-    return ds.isel(time=np.flatnonzero(complete))
+    sources = ds.attrs.get("geoproc:source_items")
+    ds = ds.isel(time=np.flatnonzero(complete))
+    if isinstance(sources, list) and len(sources) == len(complete):
+        # Keep the per-step source items aligned with the steps kept.
+        ds.attrs["geoproc:source_items"] = [s for s, c in zip(sources, complete, strict=True) if c]
+    return ds
 
 
 def select_inputs(cube: xr.Dataset, product: str) -> xr.Dataset:
@@ -107,6 +112,63 @@ def _fingerprint(cube: xr.Dataset, product: str, spec_version: str, options: dic
         "sources": sources,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _base_fingerprint(product: str, module, options: dict) -> str:
+    """What besides the dates decides a product's outputs: product, version, options."""
+    payload = {
+        "product": product,
+        "version": module.SPEC.version,
+        "software": __version__,
+        "options": options,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _history(inputs: xr.Dataset, full: xr.Dataset) -> dict:
+    """The dates a product run reads and their source items, for the marker."""
+    return {
+        "times": [str(t) for t in inputs["time"].values],
+        "sources": _source_items_for(inputs, full.attrs, full["time"].values),
+    }
+
+
+def _appendable(marker, history: dict, product: str, module, options: dict, mode: str) -> int:
+    """How many dates a run may append to the existing store instead of rewriting it (0: no).
+
+    Only for products declared incremental (a date's outputs never depend on other dates)
+    run by date groups, when the store's dates and their sources are an unchanged prefix of
+    the cube's and the product, version and options are the same."""
+    if not marker or mode != "time" or not blocking_of(module.SPEC).incremental:
+        return 0
+    if marker.get("base") != _base_fingerprint(product, module, options):
+        return 0
+    old_times, old_sources = marker.get("times") or [], marker.get("sources")
+    n = len(old_times)
+    if not n or history["times"][:n] != old_times or history["sources"][:n] != old_sources:
+        return 0
+    if len(history["times"]) <= n or history["times"][n] <= old_times[-1]:
+        return 0
+    return len(history["times"]) - n
+
+
+def _write_marker(location, fingerprint: str, steps: int, product: str, history, options) -> None:
+    """Written after the data: its presence means the store is complete for `fingerprint`."""
+    module = product_module(product)
+    storage.write_bytes_atomic(
+        location.join(MARKER),
+        json.dumps(
+            {
+                "fingerprint": fingerprint,
+                "steps": steps,
+                "product": product,
+                "base": _base_fingerprint(product, module, options),
+                **history,
+            },
+            sort_keys=True,
+            default=str,
+        ).encode(),
+    )
 
 
 def _read_marker(location: storage.Location) -> dict | None:
@@ -156,6 +218,25 @@ def run_product_on_cube(
         )
 
     mode = blocking or stage_blocking(module, tuple(map(str, inputs.data_vars)), options)
+    history = _history(inputs, full)
+    new_steps = _appendable(marker, history, product, module, options, mode)
+    if new_steps:
+        added = product_stage.append_dates(
+            module,
+            product_stage.declared_inputs(
+                select_inputs(open_cube(cube_url, dask=False), product), module.SPEC
+            ).isel(time=slice(len(history["times"]) - new_steps, None)),
+            location,
+            options=options,
+            attrs={
+                "geoproc:source_items": history["sources"],
+                "geoproc:input_fingerprint": fingerprint,
+            },
+            budget_bytes=block_memory_bytes,
+        )
+        _write_marker(location, fingerprint, len(history["times"]), product, history, options)
+        log.info("%s %s: %d new date(s) appended, older dates kept", product, tile, added)
+        return ProductResult(product, tile, location.url, "appended", added, fingerprint, "time")
     if mode == "tile":
         result = module.run(inputs.load(), **options)
         result = _finish_attrs(
@@ -180,12 +261,7 @@ def run_product_on_cube(
             budget_bytes=block_memory_bytes,
         )
         steps = int(template.sizes.get("time", template.sizes.get("year", 1)))
-    storage.write_bytes_atomic(
-        location.join(MARKER),
-        json.dumps(
-            {"fingerprint": fingerprint, "steps": steps, "product": product}, sort_keys=True
-        ).encode(),
-    )
+    _write_marker(location, fingerprint, steps, product, history, options)
     return ProductResult(product, tile, location.url, "written", steps, fingerprint, mode)
 
 

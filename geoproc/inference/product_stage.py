@@ -140,6 +140,78 @@ def run_blocked(
     return template
 
 
+def append_dates(
+    module,
+    new_inputs: xr.Dataset,
+    location: storage.Location,
+    *,
+    options: dict[str, Any],
+    attrs: dict[str, Any],
+    budget_bytes: int = DEFAULT_BLOCK_BYTES,
+) -> int:
+    """Add the outputs of `new_inputs`' dates (all after the store's last date) to a store of
+    a product whose dates are independent (``Blocking.incremental``); returns the dates added.
+
+    Readers never see a half-written store: arrays grow and new chunks are written first,
+    while the consolidated metadata (what xarray and the publisher open) still describes the
+    old version; rewriting it (one object, an atomic PUT or rename) switches readers to the
+    new version. A crash before that leaves the old version readable and the marker stale,
+    so the rerun recomputes."""
+    from xarray.coding.times import encode_cf_datetime
+
+    store = storage.zarr_store(location)
+    # Not through the consolidated metadata: it keeps describing the old version until the
+    # end, and arrays opened from it would not see their new shape.
+    group = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
+    n_old, n_new = group["time"].shape[0], new_inputs.sizes["time"]
+    probe = module.run(_probe(new_inputs, "time").load(), **options)
+    names = list(probe.data_vars)
+    along_time = [
+        n for n in group.array_keys() if "time" in (group[n].metadata.dimension_names or ())
+    ]
+    for name in along_time:
+        array = group[name]
+        array.resize((n_old + n_new, *array.shape[1:]))
+    units = group["time"].attrs.get("units", "seconds since 1970-01-01")
+    calendar = group["time"].attrs.get("calendar", "proleptic_gregorian")
+    encoded, _, _ = encode_cf_datetime(new_inputs["time"].values, units, calendar)
+    group["time"][n_old:] = encoded.astype(group["time"].dtype)
+    for name in along_time:
+        if name not in names and name != "time" and name in new_inputs.coords:
+            group[name][n_old:] = np.asarray(new_inputs.coords[name].values).astype(
+                group[name].dtype
+            )
+
+    def read(block: Block) -> xr.Dataset:
+        return new_inputs.isel(time=block.time).load()
+
+    def compute(block: Block, window: xr.Dataset) -> xr.Dataset:
+        return module.run(window, **options)
+
+    def write(block: Block, out: xr.Dataset) -> None:
+        shifted = slice(n_old + block.time.start, n_old + block.time.stop)
+        for name in names:
+            var = out[name].transpose("time", ...)
+            like = xr.DataArray(
+                np.empty((), group[name].dtype),
+                attrs={},
+            )
+            like.encoding["_FillValue"] = group[name].metadata.fill_value
+            group[name][shifted] = _encoded(var.values, like)
+
+    per_date = bytes_per_pixel(new_inputs, nt=1) * new_inputs.sizes["y"] * new_inputs.sizes["x"]
+    blocks = time_blocks(
+        n_new,
+        new_inputs.sizes["y"],
+        new_inputs.sizes["x"],
+        steps=max(1, int(budget_bytes // per_date)),
+    )
+    run_blocks(blocks, read=read, compute=compute, write=write)
+    group.attrs.update(attrs)
+    zarr.consolidate_metadata(store, zarr_format=3)
+    return n_new
+
+
 def _encoded(values: np.ndarray, like: xr.DataArray) -> np.ndarray:
     """Values as stored: NaN becomes the fill value for integer outputs (as xarray does)."""
     fill = like.encoding.get("_FillValue")

@@ -140,3 +140,38 @@ def test_blocked_store_has_the_whole_tile_bytes(cube_url, tmp_path, product, mod
     a, b = _digest(whole.store), _digest(blocked.store)
     assert len(a) > 20
     assert a == b
+
+
+def test_new_dates_append_to_an_incremental_product(tmp_path):
+    """LST dates are independent: a new cube date adds its steps, older chunks stay as they
+    were, and the store reads as a clean full run would (values, times, platforms)."""
+    cube = _cube(nt=10)
+    url = str(tmp_path / "cube.zarr")
+    complete = np.ones(10, bool)
+    complete[8:] = False  # the last two dates (one L30) arrive later
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cube.assign(time_complete=("time", complete)).to_zarr(
+            storage.zarr_store(url), mode="w", consolidated=True, zarr_format=3
+        )
+        first = run_product_on_cube("lst", url, str(tmp_path / "out"), tile="T")
+        old_chunk = Path(first.store) / "lst" / "c" / "0" / "0" / "0"
+        stamp = old_chunk.stat().st_mtime_ns
+        xr.Dataset({"time_complete": ("time", np.ones(10, bool))}).to_zarr(
+            storage.zarr_store(url), mode="r+", region={"time": slice(0, 10)}
+        )
+        second = run_product_on_cube("lst", url, str(tmp_path / "out"), tile="T")
+        third = run_product_on_cube("lst", url, str(tmp_path / "out"), tile="T")
+        clean = run_product_on_cube("lst", url, str(tmp_path / "clean"), tile="T")
+    assert (first.status, first.steps) == ("written", 4)
+    assert (second.status, second.steps) == ("appended", 1)
+    assert third.status == "skipped"
+    assert old_chunk.stat().st_mtime_ns == stamp
+    appended = xr.open_zarr(second.store, consolidated=True).load()
+    fresh = xr.open_zarr(clean.store, consolidated=True).load()
+    assert appended.sizes["time"] == 5
+    np.testing.assert_array_equal(appended["time"].values, fresh["time"].values)
+    np.testing.assert_array_equal(appended["platform"].values, fresh["platform"].values)
+    for name in fresh.data_vars:
+        np.testing.assert_array_equal(appended[name].values, fresh[name].values, err_msg=name)
+    assert appended.attrs["geoproc:source_items"] == fresh.attrs["geoproc:source_items"]
