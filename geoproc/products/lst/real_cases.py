@@ -51,15 +51,22 @@ def evaluate_real(folders: Sequence[Path]) -> list[dict]:
     from geoproc.products import lst
 
     rows = []
-    for folder in folders:
-        if not Path(folder).is_dir():
-            continue
-        for mtl in find_scenes(folder):
-            for mode in MODES:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    rows.append(_row(lst, mtl, mode))
+    for mtl in _scenes(folders):
+        for mode in MODES:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rows.append(_row(lst, mtl, mode))
     return rows
+
+
+def _scenes(folders: Sequence[Path]) -> list[Path]:
+    """Each scene once, however many of `folders` (a root and its subfolders) hold it."""
+    found: dict[str, Path] = {}
+    for folder in folders:
+        if Path(folder).is_dir():
+            for mtl in find_scenes(folder):
+                found.setdefault(mtl.name.rsplit("_MTL", 1)[0], mtl)
+    return [found[k] for k in sorted(found)]
 
 
 def _row(lst, mtl: Path, mode: str) -> dict:
@@ -148,7 +155,7 @@ def leave_one_out(folders: Sequence[Path]) -> list[dict]:
     from geoproc.products import lst
 
     rows = []
-    for mtl in [m for f in folders if Path(f).is_dir() for m in find_scenes(f)]:
+    for mtl in _scenes(folders):
         name = mtl.name.rsplit("_MTL", 1)[0]
         fit = calibrate(folders, leave_out=name)
         ds = load_landsat_c2_l2(mtl, atmosphere="scene_mean")
@@ -180,7 +187,7 @@ def _calibration_terms(folders: Sequence[Path]) -> list[dict]:
     from geoproc.products import lst
 
     out = []
-    for mtl in [m for f in folders if Path(f).is_dir() for m in find_scenes(f)]:
+    for mtl in _scenes(folders):
         pp = load_landsat_c2_l2(mtl, atmosphere="per_pixel", usgs_emissivity=True)
         sm = load_landsat_c2_l2(mtl, atmosphere="scene_mean", usgs_emissivity=True)
         with warnings.catch_warnings():

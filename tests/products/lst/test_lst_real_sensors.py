@@ -91,7 +91,8 @@ def test_params_object_and_keywords_agree(realdata):
 
 
 def test_evaluate_real_rows(realdata):
-    rows = evaluate_real([realdata / AUSTRALIA, realdata / "hls-fmask"])
+    # a root and its subfolder name the same scenes: each is scored once
+    rows = evaluate_real([realdata / AUSTRALIA, realdata / AUSTRALIA / L5, realdata / "hls-fmask"])
     assert len(rows) == 9  # three scenes x three atmosphere modes; hls-fmask has none
     keys = {
         "product",
