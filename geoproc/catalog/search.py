@@ -19,25 +19,23 @@ process with the same rules (handy offline and in tests).
 
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 from shapely import ops
 from shapely.geometry import shape
 
+from geoproc.catalog.items import ParsedItem, parse_item, resolve_same_id
 from geoproc.catalog.sensors import SensorProfile, profile_for
-from geoproc.errors import CatalogError, CredentialsError
+from geoproc.catalog.source import SearchLimits, iter_catalog_items
+from geoproc.errors import CatalogError
 from geoproc.grid import Tile
 from geoproc.request import parse_date_range
 
-CATALOG_KEY = "_geoproc_catalog"
-"""Key stamped on every found item: the catalog it came from (the cube's href policy reads it)."""
 DEFAULT_MAX_CLOUD_COVER = 80.0
 DEFAULT_PAGE_SIZE = 100
 CATALOG_RETRIES = 6
@@ -53,8 +51,8 @@ class TimeStep:
     """Platform group (`L30`, `S30`, `S2`, `S1`)."""
     collection: str
     """Canonical collection id of the profile (`HLSL30_2.0`, ...)."""
-    items: tuple[dict, ...]
-    """STAC items as dicts, in mosaic order (first valid pixel wins)."""
+    items: tuple[ParsedItem, ...]
+    """Parsed STAC items, in mosaic order (first valid pixel wins)."""
 
     @property
     def item_ids(self) -> list[str]:
@@ -111,52 +109,116 @@ def search_tiles(
     end: str | date,
     max_cloud_cover: float = DEFAULT_MAX_CLOUD_COVER,
     page_size: int = DEFAULT_PAGE_SIZE,
+    limits: SearchLimits | None = None,
 ) -> SearchResult:
-    """Search the catalog once for the union of the tiles and split the items per tile."""
+    """Search the catalog once for the union of the tiles and split the items per tile.
+
+    Items stream in page by page (bounded by `limits`); only the ones a tile uses are kept.
+    Two items with one id in one collection: identical copies count once; different
+    content keeps the newest ``updated`` (`resolve_same_id`), and when neither is newer
+    both are dropped with a reason naming both sources - never the first one read.
+    """
     s, e = parse_date_range(start, end)
+    t0 = datetime(s.year, s.month, s.day, tzinfo=UTC)
+    t1 = datetime(e.year, e.month, e.day, 23, 59, 59, tzinfo=UTC)
     profiles = [profile_for(c) for c in collections]
     geom = ops.unary_union([t.footprint_lonlat for t in tiles])
-    raw = list(_fetch(catalog, collections, geom, s, e, page_size))
-    origin = os.fspath(catalog)
-    for item in raw:
-        item[CATALOG_KEY] = origin
-    result = SearchResult(tiles={t.id: TileSearch(t) for t in tiles}, found=len(raw))
-    seen: set[tuple[str, str]] = set()
-    per_tile: dict[str, list[tuple[dict, SensorProfile]]] = defaultdict(list)
-    for item in raw:
-        coll = item.get("collection", "")
+    result = SearchResult(tiles={t.id: TileSearch(t) for t in tiles}, found=0)
+    kept: dict[tuple[str, str], tuple[ParsedItem, SensorProfile, list[str]]] = {}
+    conflicts: set[tuple[str, str]] = set()
+    from geoproc.settings import get_settings
+
+    headers = get_settings().catalog_headers() if str(catalog).startswith("http") else {}
+    for item in iter_catalog_items(
+        catalog,
+        collections=_search_collections(collections),
+        intersects=geom.__geo_interface__,
+        datetime_range=(t0, t1),
+        page_size=page_size,
+        limits=limits,
+        headers=headers,
+    ):
+        result.found += 1
+        if not isinstance(item, ParsedItem):
+            result.dropped.append({**item, "collection": ""})
+            continue
+        coll = item.collection
         profile = _match_profile(coll, profiles)
         if profile is None:
             result.dropped.append(
-                {"id": item.get("id"), "collection": coll, "reason": "unknown_collection"}
+                {"id": item.id, "collection": coll, "reason": "unknown_collection"}
             )
             continue
-        key = (profile.collection, item["id"])
-        if key in seen:
-            result.dropped.append({"id": item["id"], "collection": coll, "reason": "duplicate"})
+        if not t0 <= item.datetime <= t1:
+            continue  # static catalogs and folders are filtered here, APIs by the server
+        key = (coll, item.id)
+        if key in conflicts:
+            result.dropped.append(_conflict_drop(item, None))
             continue
-        seen.add(key)
-        cover = item.get("properties", {}).get("eo:cloud_cover")
-        if profile.family == "optical" and cover is not None and float(cover) > max_cloud_cover:
+        if key in kept:
+            previous = kept[key][0]
+            try:
+                chosen = resolve_same_id(previous, item)
+            except CatalogError as exc:
+                conflicts.add(key)
+                del kept[key]
+                result.dropped.append(_conflict_drop(previous, str(exc)))
+                result.dropped.append(_conflict_drop(item, str(exc)))
+                continue
+            loser = item if chosen is previous else previous
             result.dropped.append(
-                {
-                    "id": item["id"],
-                    "collection": coll,
-                    "reason": "cloud_cover",
-                    "cloud_cover": float(cover),
-                }
+                {"id": item.id, "collection": coll, "reason": "duplicate",
+                 "source": loser.source, "kept": chosen.source}
+            )  # fmt: skip
+            if chosen is previous:
+                continue
+        cover = item.properties.get("eo:cloud_cover")
+        try:
+            cover = None if cover is None else float(cover)
+        except (TypeError, ValueError):
+            cover = None
+        if profile.family == "optical" and cover is not None and cover > max_cloud_cover:
+            result.dropped.append(
+                {"id": item.id, "collection": coll, "reason": "cloud_cover", "cloud_cover": cover}
             )
+            kept.pop(key, None)
             continue
-        footprint = shape(item["geometry"]) if item.get("geometry") else None
-        hits = [t for t in tiles if footprint is None or footprint.intersects(t.footprint_lonlat)]
+        try:
+            footprint = shape(item.geometry) if item.geometry else None
+        except (ValueError, TypeError, AttributeError, KeyError):
+            footprint = None
+        hits = [
+            t.id for t in tiles if footprint is None or footprint.intersects(t.footprint_lonlat)
+        ]
         if not hits:
-            result.dropped.append({"id": item["id"], "collection": coll, "reason": "outside_tile"})
+            result.dropped.append({"id": item.id, "collection": coll, "reason": "outside_tile"})
+            kept.pop(key, None)
             continue
-        for t in hits:
-            per_tile[t.id].append((item, profile))
+        kept[key] = (item, profile, hits)
+    per_tile: dict[str, list[tuple[ParsedItem, SensorProfile]]] = defaultdict(list)
+    for item, profile, hits in kept.values():
+        for tid in hits:
+            per_tile[tid].append((item, profile))
     for t in tiles:
         result.tiles[t.id].steps = group_time_steps(per_tile[t.id], t)
     return result
+
+
+def _conflict_drop(item: ParsedItem, detail: str | None) -> dict:
+    drop = {"id": item.id, "collection": item.collection, "reason": "conflicting_duplicate",
+            "source": item.source}  # fmt: skip
+    if detail:
+        drop["detail"] = detail
+    return drop
+
+
+def _search_collections(collections: Sequence[str]) -> list[str]:
+    """Collection ids to ask a catalog for: ours and every public alias of them."""
+    names: list[str] = []
+    for c in collections:
+        p = profile_for(c)
+        names.extend([c, p.collection, *p.aliases])
+    return list(dict.fromkeys(names))
 
 
 def _match_profile(collection: str, profiles: Iterable[SensorProfile]) -> SensorProfile | None:
@@ -166,13 +228,8 @@ def _match_profile(collection: str, profiles: Iterable[SensorProfile]) -> Sensor
     return None
 
 
-def _item_time(item: dict) -> datetime:
-    props = item.get("properties", {})
-    text = props.get("datetime") or props.get("start_datetime")
-    if not text:
-        raise CatalogError(f"Item {item.get('id')!r} has no datetime: fix the catalog entry.")
-    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC).replace(microsecond=0)
+def _item_time(item) -> datetime:
+    return parse_item(item).datetime
 
 
 def _mosaic_order(item: dict, tile_epsg: int | None = None) -> tuple:
@@ -185,10 +242,13 @@ def _mosaic_order(item: dict, tile_epsg: int | None = None) -> tuple:
     nearest neighbour, which shifts class edges by up to half a pixel (it measured
     0.614 vs 0.257 K LST RMSE on the sample archive).
     """
-    props = item.get("properties", {})
-    cover = props.get("eo:cloud_cover")
+    props = item.get("properties") or {}
+    try:
+        cover = float(props.get("eo:cloud_cover"))
+    except (TypeError, ValueError):
+        cover = 100.0
     foreign = tile_epsg is not None and _item_epsg(props) != tile_epsg
-    return (foreign, 100.0 if cover is None else float(cover), _item_time(item), item["id"])
+    return (foreign, cover, _item_time(item), item["id"])
 
 
 def _item_epsg(props: dict) -> int | None:
@@ -206,6 +266,7 @@ def group_time_steps(items: Sequence[tuple[dict, SensorProfile]], tile: Tile) ->
     """Group one tile's items into (solar day, platform) steps, sorted by (time, platform)."""
     lon, _ = tile.centre_lonlat
     groups: dict[tuple[date, str], list[tuple[dict, SensorProfile]]] = defaultdict(list)
+    items = [(parse_item(i), p) for i, p in items]
     for item, profile in items:
         solar = (_item_time(item) + timedelta(hours=lon / 15.0)).date()
         groups[(solar, profile.platform_group)].append((item, profile))
@@ -217,62 +278,6 @@ def group_time_steps(items: Sequence[tuple[dict, SensorProfile]], tile: Tile) ->
             TimeStep(np.datetime64(t0, "s"), platform, members[0][1].collection, tuple(ordered))
         )
     return sorted(steps, key=lambda s: s.key)
-
-
-def _fetch(catalog, collections, geom, start: date, end: date, page_size: int) -> Iterable[dict]:
-    text = os.fspath(catalog)
-    t0 = datetime(start.year, start.month, start.day, tzinfo=UTC)
-    t1 = datetime(end.year, end.month, end.day, 23, 59, 59, tzinfo=UTC)
-    if text.startswith(("http://", "https://")):
-        yield from _search_api(text, collections, geom, t0, t1, page_size)
-        return
-    path = Path(text)
-    if not path.exists():
-        raise CatalogError(
-            f"--catalog {text!r} is neither an http(s) STAC API URL nor an existing folder or "
-            "FeatureCollection file: pass one of those."
-        )
-    for item in _local_items(path):
-        if item.get("collection") not in collections:
-            continue
-        t = _item_time(item)
-        if not t0 <= t <= t1:
-            continue
-        yield item  # spatial filtering happens per tile (and is recorded as outside_tile)
-
-
-def _search_api(url, collections, geom, t0, t1, page_size) -> Iterable[dict]:
-    from pystac_client import Client
-    from pystac_client.exceptions import APIError
-
-    from geoproc.redact import redact_url, scrub
-    from geoproc.settings import get_settings
-
-    shown = redact_url(url)
-    try:
-        client = Client.open(url, stac_io=api_io(get_settings().catalog_headers()))
-        search = client.search(
-            collections=list(collections),
-            intersects=geom.__geo_interface__,
-            datetime=[t0, t1],
-            limit=page_size,
-        )
-        yield from search.items_as_dicts()
-    except APIError as exc:
-        status = getattr(exc, "status_code", None)
-        if status in (401, 403):
-            raise CredentialsError(
-                f"The STAC API at {shown} refused the credentials (HTTP {status}): set "
-                "GEOPROC_CATALOG_TOKEN to a valid token for this catalog."
-            ) from None
-        raise CatalogError(
-            f"The STAC API at {shown} refused the search ({scrub(str(exc))[:300]}); check "
-            "--catalog and --collections."
-        ) from None
-    except OSError as exc:
-        raise CatalogError(
-            f"The STAC API at {shown} did not answer ({scrub(str(exc))[:300]}); check --catalog."
-        ) from None
 
 
 def api_io(headers: dict[str, str]):
@@ -289,18 +294,3 @@ def api_io(headers: dict[str, str]):
         raise_on_status=True,
     )
     return StacApiIO(headers=headers, timeout=(10, 120), max_retries=retry)
-
-
-def _local_items(path: Path) -> Iterable[dict]:
-    files = sorted(path.rglob("*.json")) if path.is_dir() else [path]
-    for f in files:
-        doc = json.loads(f.read_text())
-        feats = doc.get("features", []) if doc.get("type") == "FeatureCollection" else [doc]
-        for item in feats:
-            if item.get("type") != "Feature":
-                continue
-            for asset in item.get("assets", {}).values():
-                href = asset.get("href", "")
-                if href and "://" not in href and not href.startswith("/"):
-                    asset["href"] = str((f.parent / href).resolve())
-            yield item

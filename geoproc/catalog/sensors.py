@@ -40,6 +40,15 @@ class BandProfile:
     """Band width in micrometres."""
     original_name: str | None = None
     """The name the provider uses (B04, B8A, ...), for `eo:bands[].name`."""
+    keys: tuple[str, ...] = ()
+    """Other asset keys providers use for this band (`ST_TRAD`, ...), tried after `asset`."""
+    long_name: str = ""
+    """What the band is, for the cube's CF `long_name` (empty: derived from the name)."""
+
+    @property
+    def lookup_keys(self) -> tuple[str, ...]:
+        """Asset keys to try, in order: the profile's key, other providers' keys, the common name."""
+        return tuple(dict.fromkeys((self.asset, *self.keys, self.name)))
 
 
 @dataclass(frozen=True)
@@ -49,9 +58,20 @@ class QAProfile:
     asset: str
     """Asset key of the QA layer (`Fmask`, `SCL`)."""
     kind: str
-    """`fmask_bits` (HLS Fmask bit field) or `scl_classes` (Sentinel-2 scene classification)."""
+    """`fmask_bits` (HLS Fmask), `scl_classes` (Sentinel-2 SCL) or `landsat_qa_pixel`."""
     nodata: int
-    """Fill value of the QA layer (255 for Fmask, 0 for SCL)."""
+    """Fill value of the QA layer (255 for Fmask, 0 for SCL, bit 0 set for QA_PIXEL)."""
+    keys: tuple[str, ...] = ()
+    """Other asset keys providers use for the QA layer."""
+
+    @property
+    def lookup_keys(self) -> tuple[str, ...]:
+        return (self.asset, *self.keys)
+
+    @property
+    def cube_variable(self) -> str:
+        """The cube variable the QA lands in (`fmask`: Landsat QA_PIXEL is translated to it)."""
+        return "scl" if self.kind == "scl_classes" else "fmask"
 
 
 @dataclass(frozen=True)
@@ -72,6 +92,8 @@ class SensorProfile:
     """Short label for the sensor family (`L30`, `S30`, `S2`, `S1`)."""
     aliases: tuple[str, ...] = field(default_factory=tuple)
     """Other collection ids of the same product in public catalogs."""
+    raster_bands_scaling: bool = False
+    """Take scale/offset from the asset's `raster:bands` when given (S2, Landsat C2), else ours."""
 
     def band(self, name: str) -> BandProfile:
         for b in self.bands:
@@ -353,13 +375,74 @@ SENTINEL2_L2A = SensorProfile(
         BandProfile("B12", "swir22", original_name="B12", center_wavelength=2.190, **_S2),
     ),
     qa=QAProfile("SCL", "scl_classes", 0),
+    aliases=("sentinel-2-c1-l2a", "sentinel-s2-l2a-cogs"),
+    raster_bands_scaling=True,
 )
 # Processing baseline from which L2A digital numbers carry a +1000 offset (BOA_ADD_OFFSET).
 S2_OFFSET_BASELINE = "04.00"
 S2_BOA_ADD_OFFSET = -1000
 
+# Landsat Collection 2 Level-2 (USGS LSDS-1619 "Landsat 8-9 C2 L2 Science Product Guide",
+# section 4 and table 6-1): SR = DN x 2.75e-5 - 0.2, ST = DN x 0.00341802 + 149 K, fill 0;
+# ST_TRAD/URAD/DRAD (W m-2 sr-1 um-1) x 0.001, ST_ATRAN/EMIS x 0.0001, fill -9999.
+# Asset keys are common names at USGS (landsat-c2l2-sr/-st) and the Planetary Computer
+# (landsat-c2-l2); SR and ST items of one scene fall into one time step.
+_LSR = {"scale": 2.75e-5, "offset": -0.2, "nodata": 0, "dtype": "uint16", "units": "1"}
+_LATM = {"nodata": -9999, "dtype": "int16"}
+LANDSAT_C2_L2 = SensorProfile(
+    collection="landsat-c2-l2",
+    family="optical",
+    platform_group="LC2",
+    aliases=("landsat-c2l2-sr", "landsat-c2l2-st"),
+    raster_bands_scaling=True,
+    bands=(
+        BandProfile("coastal", "coastal", center_wavelength=0.443, **_LSR),
+        BandProfile("blue", "blue", center_wavelength=0.482, **_LSR),
+        BandProfile("green", "green", center_wavelength=0.561, **_LSR),
+        BandProfile("red", "red", center_wavelength=0.655, **_LSR),
+        BandProfile("nir08", "nir08", center_wavelength=0.865, **_LSR),
+        BandProfile("swir16", "swir16", center_wavelength=1.609, **_LSR),
+        BandProfile("swir22", "swir22", center_wavelength=2.201, **_LSR),
+        BandProfile(
+            "lwir11", "st_temperature", keys=("ST_B10", "lwir"), scale=0.00341802, offset=149.0,
+            nodata=0, dtype="uint16", units="K", long_name="Landsat C2 L2 surface temperature",
+        ),
+        BandProfile(
+            "trad", "st_trad", keys=("ST_TRAD",), scale=0.001, units="W m-2 sr-1 um-1",
+            long_name="thermal band top-of-atmosphere radiance", **_LATM,
+        ),
+        BandProfile(
+            "urad", "st_urad", keys=("ST_URAD",), scale=0.001, units="W m-2 sr-1 um-1",
+            long_name="upwelling atmospheric radiance", **_LATM,
+        ),
+        BandProfile(
+            "drad", "st_drad", keys=("ST_DRAD",), scale=0.001, units="W m-2 sr-1 um-1",
+            long_name="downwelling atmospheric radiance", **_LATM,
+        ),
+        BandProfile(
+            "atran", "st_atran", keys=("ST_ATRAN",), scale=0.0001, units="1",
+            long_name="atmospheric transmittance", **_LATM,
+        ),
+        BandProfile(
+            "emis", "st_emis", keys=("ST_EMIS",), scale=0.0001, units="1",
+            long_name="thermal band surface emissivity (ASTER GED)", **_LATM,
+        ),
+    ),
+    qa=QAProfile("qa_pixel", "landsat_qa_pixel", 1, keys=("QA_PIXEL",)),
+)  # fmt: skip
+# QA_PIXEL bits (LSDS-1619 table 6-3) -> the Fmask bit of the same meaning in the cube's
+# `fmask` variable, so products read one QA convention. Bit 0 (fill) becomes 255.
+LANDSAT_QA_TO_FMASK = {
+    2: "cirrus",
+    3: "cloud",
+    1: "adjacent_cloud",
+    4: "cloud_shadow",
+    5: "snow_ice",
+    7: "water",
+}
+
 PROFILES: dict[str, SensorProfile] = {
-    p.collection: p for p in (HLS_L30, HLS_S30, SENTINEL1_RTC, SENTINEL2_L2A)
+    p.collection: p for p in (HLS_L30, HLS_S30, SENTINEL1_RTC, SENTINEL2_L2A, LANDSAT_C2_L2)
 }
 
 

@@ -34,45 +34,49 @@ addressable; `geoproc bench cube` measures this against stackstac and odc-stac.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
-import time as _time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlparse
 
 import dask
 import dask.array as da
 import numpy as np
-import rasterio
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
-from affine import Affine
-from pyproj import CRS, Transformer
 from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 
-from geoproc.catalog.search import CATALOG_KEY, TimeStep
+from geoproc.catalog.items import AssetRef, ParsedItem, locate_asset, parse_item
+from geoproc.catalog.search import TimeStep
 from geoproc.catalog.sensors import (
     DEFAULT_FMASK_MASKED,
     DEFAULT_SCL_MASKED,
     FMASK_BITS,
+    FMASK_NODATA,
+    LANDSAT_QA_TO_FMASK,
     S2_BOA_ADD_OFFSET,
     S2_OFFSET_BASELINE,
     BandProfile,
+    QAProfile,
     SensorProfile,
     profile_for,
 )
-from geoproc.errors import EndpointUnavailableError, UnknownNameError, UntrustedHrefError
+from geoproc.cube.read import (  # noqa: F401  (re-exported: older imports use these names)
+    GDAL_ENV,
+    AssetReader,
+    _warp_read,
+    endpoint_of,
+    is_transient,
+    is_transient_message,
+)
+from geoproc.errors import UnknownNameError
 from geoproc.grid import Tile
-from geoproc.href_policy import check_href, policy_for
 
 log = logging.getLogger(__name__)
 
 BAND_ORDER = (
     "coastal", "blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08",
     "nir09", "cirrus", "swir16", "swir22", "lwir11", "lwir12", "vv", "vh",
+    "st_temperature", "st_trad", "st_urad", "st_drad", "st_atran", "st_emis",
 )  # fmt: skip
 ATMOS_VARIABLES = tuple(
     f"atmos_{q}_{b}"
@@ -83,42 +87,6 @@ _ATMOS_KEYS = {
     "transmittance": "transmittance",
     "upwelling": "upwelling_radiance",
     "downwelling": "downwelling_radiance",
-}
-_TRANSIENT = (
-    "timed out",
-    "timeout",
-    "connection",
-    "temporar",
-    " 429",
-    " 500",
-    " 502",
-    " 503",
-    " 504",
-    "reset by peer",
-    "recv failure",
-    "send failure",
-    "couldn't connect",
-    "could not connect",
-    "connection refused",
-    "response code: 429",
-    "response code: 5",
-    "response_code=5",
-    "slowdown",
-    "slow down",
-)
-# GDAL's own HTTP retries (cpl_http, GDAL >= 3.10 docs "Configuration options": 429, 500,
-# 502, 503, 504 and connection resets are retried with exponential back-off from
-# GDAL_HTTP_RETRY_DELAY) absorb most transient faults inside one read; the timeouts bound
-# a server that hangs.
-GDAL_ENV = {
-    "GDAL_HTTP_MAX_RETRY": "3",
-    "GDAL_HTTP_RETRY_DELAY": "0.5",
-    "GDAL_HTTP_RETRY_CODES": "429,500,502,503,504",
-    "GDAL_HTTP_TIMEOUT": "60",
-    "GDAL_HTTP_CONNECTTIMEOUT": "10",
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.TIF,.tiff",
 }
 
 
@@ -183,68 +151,138 @@ def cube_band_names(collections: Sequence[str], options: CubeOptions) -> list[st
 
 
 def qa_names(collections: Sequence[str]) -> list[str]:
-    kinds = {profile_for(c).qa.kind for c in collections if profile_for(c).qa}
-    return [n for k, n in (("fmask_bits", "fmask"), ("scl_classes", "scl")) if k in kinds]
+    """QA variables of a cube of these collections (Landsat QA_PIXEL lands in `fmask`)."""
+    got = {profile_for(c).qa.cube_variable for c in collections if profile_for(c).qa}
+    return [n for n in ("fmask", "scl") if n in got]
+
+
+@dataclass(frozen=True)
+class _Granule:
+    """The items of one scene in a step (USGS splits a Landsat scene into SR and ST items)."""
+
+    items: tuple[ParsedItem, ...]
+
+    def locate(self, keys: tuple[str, ...], common_name: str | None = None):
+        for item in self.items:
+            ref = locate_asset(item, keys, common_name=common_name)
+            if ref is not None:
+                return item, ref
+        return None
+
+
+def _scene_key(item: ParsedItem) -> str:
+    for suffix in ("_SR", "_ST"):
+        if item.id.endswith(suffix):
+            return item.id[: -len(suffix)]
+    return item.id
+
+
+def granules(items: Sequence) -> list[_Granule]:
+    """Group a step's items by scene, keeping the step's mosaic order."""
+    groups: dict[str, list[ParsedItem]] = {}
+    for raw in items:
+        item = parse_item(raw)
+        groups.setdefault(_scene_key(item), []).append(item)
+    return [_Granule(tuple(g)) for g in groups.values()]
 
 
 def read_step(
-    step: TimeStep, tile: Tile, band_names: Sequence[str], options: CubeOptions
+    step: TimeStep,
+    tile: Tile,
+    band_names: Sequence[str],
+    options: CubeOptions,
+    *,
+    reader: AssetReader | None = None,
 ) -> StepData:
-    """Read and mosaic every granule of one step onto the tile grid (first valid pixel wins)."""
+    """Read and mosaic every granule of one step onto the tile grid (first valid pixel wins).
+
+    `reader` is the read seam (policy, credentials, retries); tests pass one with a fake
+    `Reader`. Credentials refusals and exhausted retries raise: the step is not written.
+    """
+    reader = reader or AssetReader(retries=options.read_retries)
     profile = profile_for(step.collection)
     shape = tile.shape
     wanted = [b for b in profile.bands if b.name in band_names]
     out = {b.name: np.full(shape, np.nan, np.float32) for b in wanted}
     taken = np.zeros(shape, bool)
-    qa_name = (
-        {"fmask_bits": "fmask", "scl_classes": "scl"}.get(profile.qa.kind) if profile.qa else None
-    )
+    qa_name = profile.qa.cube_variable if profile.qa else None
+    qa_fill = _cube_qa_fill(profile.qa) if profile.qa else None
     qa_out = qa_first = None
     if profile.qa:
-        qa_out = np.full(shape, profile.qa.nodata, np.uint8)
+        qa_out = np.full(shape, qa_fill, np.uint8)
         qa_first = qa_out.copy()
     errors: list[dict] = []
-    with rasterio.Env(**GDAL_ENV):
-        for item in step.items:
-            clear = np.ones(shape, bool)
-            if profile.qa:
-                q = _read_or_record(
-                    item, profile.qa.asset, tile, "nearest", profile.qa.nodata, options, errors
+    for granule in granules(step.items):
+        clear = np.ones(shape, bool)
+        if profile.qa:
+            found = granule.locate(profile.qa.lookup_keys)
+            if found is None:
+                item = granule.items[0]
+                errors.append(
+                    {"item": item.id, "asset": profile.qa.asset, "error": "asset missing from item"}
                 )
-                if q is None:
-                    continue  # without QA we cannot tell clouds from ground: the granule adds nothing
-                raw, qfill = q
-                bad = (
-                    (raw == qfill) | (raw < 0) | (raw > 255)
-                    if qfill is not None
-                    else (raw < 0) | (raw > 255)
-                )
-                q = np.where(bad, profile.qa.nodata, raw).astype(np.uint8)
-                observed = q != profile.qa.nodata
-                clear = observed & ~_qa_masked(q, profile, options)
-                first = (qa_first == profile.qa.nodata) & observed
-                qa_first[first] = q[first]
-            values = {}
-            any_valid = np.zeros(shape, bool)
-            for band in wanted:
-                v = _read_band(item, band, profile, tile, options, errors)
-                if v is not None:
-                    values[band.name] = v
-                    any_valid |= np.isfinite(v)
-            take = clear & any_valid & ~taken
-            for name, v in values.items():
-                out[name][take] = v[take]
-            if profile.qa:
-                qa_out[take] = q[take]
-            taken |= take
+                continue  # without QA we cannot tell clouds from ground: the granule adds nothing
+            got = reader.read(
+                found[0],
+                found[1],
+                tile,
+                resampling="nearest",
+                nodata=profile.qa.nodata,
+                errors=errors,
+            )
+            if got is None:
+                continue
+            q = qa_to_cube(got[0], got[1], profile.qa)
+            observed = q != qa_fill
+            clear = observed & ~_qa_masked(q, profile, options)
+            first = (qa_first == qa_fill) & observed
+            qa_first[first] = q[first]
+        values = {}
+        any_valid = np.zeros(shape, bool)
+        for band in wanted:
+            v = _read_band(granule, band, profile, tile, options, reader, errors)
+            if v is not None:
+                values[band.name] = v
+                any_valid |= np.isfinite(v)
+        take = clear & any_valid & ~taken
+        for name, v in values.items():
+            out[name][take] = v[take]
+        if profile.qa:
+            qa_out[take] = q[take]
+        taken |= take
     qa = {}
     if profile.qa:
         qa[qa_name] = np.where(taken, qa_out, qa_first)
     return StepData(out, qa, atmosphere_of(step), errors)
 
 
+def _cube_qa_fill(qa: QAProfile) -> int:
+    return FMASK_NODATA if qa.kind == "landsat_qa_pixel" else qa.nodata
+
+
+def qa_to_cube(raw: np.ndarray, fill, qa: QAProfile) -> np.ndarray:
+    """The QA layer as the cube stores it (uint8): Fmask and SCL as read, QA_PIXEL as Fmask bits.
+
+    QA_PIXEL (USGS LSDS-1619 table 6-3): bit 0 fill, 1 dilated cloud, 2 cirrus, 3 cloud,
+    4 cloud shadow, 5 snow, 7 water; each moves to the Fmask bit of the same meaning.
+    """
+    if qa.kind == "landsat_qa_pixel":
+        bits = raw.astype(np.int64)
+        out = np.zeros(raw.shape, np.uint8)
+        for qa_bit, name in LANDSAT_QA_TO_FMASK.items():
+            out |= (((bits >> qa_bit) & 1) << FMASK_BITS[name]).astype(np.uint8)
+        unusable = ((bits & 1) == 1) | (bits < 0)
+        if fill is not None:
+            unusable |= raw == fill
+        return np.where(unusable, FMASK_NODATA, out).astype(np.uint8)
+    bad = (raw < 0) | (raw > 255)
+    if fill is not None:
+        bad |= raw == fill
+    return np.where(bad, qa.nodata, raw).astype(np.uint8)
+
+
 def _qa_masked(q: np.ndarray, profile: SensorProfile, options: CubeOptions) -> np.ndarray:
-    if profile.qa.kind == "fmask_bits":
+    if profile.qa.kind in ("fmask_bits", "landsat_qa_pixel"):
         bits = 0
         for name in options.fmask_masked:
             bits |= 1 << FMASK_BITS[name]
@@ -252,17 +290,23 @@ def _qa_masked(q: np.ndarray, profile: SensorProfile, options: CubeOptions) -> n
     return np.isin(q, np.asarray(options.scl_masked, np.uint8))
 
 
-def _read_band(item, band: BandProfile, profile, tile, options, errors) -> np.ndarray | None:
-    located = _locate(item, band.asset)
-    if located is None:
-        errors.append({"item": item["id"], "asset": band.asset, "error": "asset missing from item"})
+def _read_band(
+    granule: _Granule, band: BandProfile, profile, tile, options, reader, errors
+) -> np.ndarray | None:
+    found = granule.locate(band.lookup_keys, common_name=band.name)
+    if found is None:
+        item = granule.items[0]
+        errors.append({"item": item.id, "asset": band.asset, "error": "asset missing from item"})
         return None
-    got = _read_or_record(item, band.asset, tile, options.resampling, band.nodata, options, errors)
+    item, ref = found
+    got = reader.read(
+        item, ref, tile, resampling=options.resampling, nodata=band.nodata, errors=errors
+    )
     if got is None:
         return None
     dn, nodata = got
     valid = np.isfinite(dn) if nodata is None else (dn != nodata) & np.isfinite(dn)
-    scale, offset = _scale_offset(item, band, profile, located[2])
+    scale, offset = scale_offset(item, band, profile, ref)
     value = dn.astype(np.float64) * scale + offset
     if profile.family == "sar":
         valid &= value > 0
@@ -271,19 +315,30 @@ def _read_band(item, band: BandProfile, profile, tile, options, errors) -> np.nd
     return np.where(valid, value, np.nan).astype(np.float32)
 
 
-def _scale_offset(
-    item, band: BandProfile, profile: SensorProfile, asset: dict
+def scale_offset(
+    item: ParsedItem, band: BandProfile, profile: SensorProfile, ref: AssetRef
 ) -> tuple[float, float]:
-    """Scale/offset: the profile's, with the S2 L2A BOA offset where the item says so."""
-    if profile.platform_group != "S2":
-        return band.scale, band.offset
-    rb = asset.get("raster:bands") or []
-    idx = asset.get("_geoproc_bidx", 1) - 1
-    if len(rb) > idx and ("offset" in rb[idx] or "scale" in rb[idx]):
-        return float(rb[idx].get("scale", band.scale)), float(rb[idx].get("offset", 0.0))
-    baseline = str(item.get("properties", {}).get("s2:processing_baseline", ""))
-    if baseline and _baseline_tuple(baseline) >= _baseline_tuple(S2_OFFSET_BASELINE):
-        return band.scale, S2_BOA_ADD_OFFSET * band.scale
+    """``value = dn * scale + offset`` for one asset band.
+
+    The profile's numbers, except for collections whose catalogs publish ``raster:bands``
+    (Sentinel-2, Landsat C2), where the asset's scale/offset win. Sentinel-2: Earth Search's
+    ``earthsearch:boa_offset_applied: true`` means the -1000 DN offset was already removed
+    from the pixels, so the -0.1 in ``raster:bands`` is not applied again; without
+    ``raster:bands``, baseline >= 04.00 gets BOA_ADD_OFFSET -1000 (ESA 2022).
+    """
+    props = item.get("properties") or {}
+    s2 = profile.platform_group == "S2"
+    already = s2 and props.get("earthsearch:boa_offset_applied") is True
+    if profile.raster_bands_scaling:
+        rb = ref.raster_band
+        if "offset" in rb or "scale" in rb:
+            scale = float(rb.get("scale") or band.scale)
+            offset = 0.0 if already else float(rb.get("offset") or 0.0)
+            return scale, offset
+    if s2 and not already:
+        baseline = str(props.get("s2:processing_baseline", ""))
+        if baseline and _baseline_tuple(baseline) >= _baseline_tuple(S2_OFFSET_BASELINE):
+            return band.scale, S2_BOA_ADD_OFFSET * band.scale
     return band.scale, band.offset
 
 
@@ -294,150 +349,12 @@ def _baseline_tuple(text: str) -> tuple[int, ...]:
         return (0,)
 
 
-def _locate(item: dict, key: str) -> tuple[str, int, dict] | None:
-    """(href, 1-based band index, asset) of an asset key: by key, case-insensitively, or by band name."""
-    assets = item.get("assets", {})
-    for k, a in assets.items():
-        if k == key or k.lower() == key.lower():
-            return a["href"], 1, a
-    for a in assets.values():
-        for i, b in enumerate(a.get("eo:bands") or a.get("bands") or []):
-            if b.get("name") == key:
-                return a["href"], i + 1, {**a, "_geoproc_bidx": i + 1}
-    return None
-
-
-def _read_or_record(item, key, tile, resampling, nodata, options, errors):
-    """(array, fill value) read onto the tile grid, or None after recording why not.
-
-    Three outcomes, never a silent guess: the values; None with the reason recorded (asset
-    missing, 404, corrupt file, href refused by the policy: the pixels stay masked); or
-    `EndpointUnavailableError` when the server keeps failing with transient errors after
-    every retry - masking those would publish a cube that depends on the network's mood.
-    """
-    located = _locate(item, key)
-    if located is None:
-        errors.append({"item": item["id"], "asset": key, "error": "asset missing from item"})
+def _locate(item, key: str) -> tuple[str, int, dict] | None:
+    """(href, 1-based band index, asset) of an asset key (kept for older callers)."""
+    ref = locate_asset(item, (key,))
+    if ref is None:
         return None
-    href, bidx, _ = located
-    try:
-        check_href(href, policy_for(item.get(CATALOG_KEY, "")))
-    except UntrustedHrefError as exc:
-        log.warning("asset %s of %s refused: %s", key, item["id"], exc)
-        errors.append({"item": item["id"], "asset": key, "href": href, "error": str(exc)})
-        return None
-    for attempt in range(options.read_retries + 1):
-        try:
-            # GDAL caches a failed HTTP open; a retry must not be answered from that cache.
-            with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=_vsi_prefix(href)) if attempt else _NULL:
-                return _warp_read(href, bidx, tile, resampling, nodata)
-        except (rasterio.errors.RasterioError, OSError, ValueError) as exc:
-            message = str(exc)
-            if not is_transient_message(message):
-                log.warning("asset %s of %s unreadable, masked: %s", key, item["id"], message)
-                errors.append({"item": item["id"], "asset": key, "href": href, "error": message})
-                return None
-            if attempt < options.read_retries:
-                _time.sleep(min(2**attempt, 8))
-                continue
-            raise EndpointUnavailableError(
-                f"{endpoint_of(href)} kept failing while reading asset {key} of item "
-                f"{item['id']} ({message.strip()[:200]}) after {options.read_retries + 1} "
-                "attempts: check that the server is up, or rerun later (finished steps are kept)."
-            ) from None
-    return None
-
-
-_NULL = contextlib.nullcontext()
-
-
-def is_transient_message(message: str) -> bool:
-    """True for errors a later attempt can fix: timeouts, resets, throttling, HTTP 5xx."""
-    lower = message.lower()
-    return any(t in lower for t in _TRANSIENT)
-
-
-def endpoint_of(href: str) -> str:
-    """`scheme://host[:port]` of an href (what a user can check), or the href's folder."""
-    parsed = urlparse(href)
-    if parsed.scheme and parsed.netloc:
-        return f"{parsed.scheme}://{parsed.netloc.rsplit('@', 1)[-1]}"
-    return href.rsplit("/", 1)[0] or href
-
-
-def _vsi_prefix(href: str) -> str:
-    if href.startswith(("http://", "https://")):
-        return f"/vsicurl/{href}"
-    if href.startswith("s3://"):
-        return f"/vsis3/{href[5:]}"
-    return href
-
-
-def _warp_read(
-    href: str, bidx: int, tile: Tile, resampling: str, nodata
-) -> tuple[np.ndarray, float]:
-    with rasterio.open(href) as src:
-        src_nodata = src.nodata if src.nodata is not None else nodata
-        dtype = src.dtypes[bidx - 1]
-        fill = (
-            src_nodata if src_nodata is not None else (np.nan if np.dtype(dtype).kind == "f" else 0)
-        )
-        if resampling == "nearest" and src.crs is not None:
-            # Nearest neighbour by an exact per-pixel index map (cached per source grid and
-            # tile, so the 10+ bands of a granule and its repeat passes share it): one
-            # windowed read of the source, no GDAL warper set-up per asset.
-            pmap = _pixel_map(src.crs.to_wkt(), tuple(src.transform)[:6], src.shape, tile)
-            out = np.full(tile.shape, fill, dtype=dtype)
-            if pmap is not None:
-                (r0, c0, r1, c1), dst, src_index = pmap
-                block = src.read(bidx, window=rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0))
-                if isinstance(dst, tuple):  # same grid, pure shift: a slice copy
-                    out[dst] = block
-                else:
-                    out.ravel()[dst] = block.ravel()[src_index]
-            return out, fill
-        with WarpedVRT(
-            src,
-            crs=tile.crs,
-            transform=tile.transform,
-            width=tile.tile_size_px,
-            height=tile.tile_size_px,
-            resampling=Resampling[resampling],
-            src_nodata=src_nodata,
-            nodata=fill,
-            tolerance=1e-6,  # near-exact transform: the default 0.125 px approximation moves pixels
-        ) as vrt:
-            return vrt.read(bidx), fill
-
-
-@functools.lru_cache(maxsize=8)
-def _pixel_map(src_wkt: str, src_transform: tuple, src_shape: tuple, tile: Tile):
-    """Source (row, col) of every tile pixel centre, the in-source mask and the read window."""
-    transformer = Transformer.from_crs(tile.epsg, CRS.from_wkt(src_wkt), always_xy=True)
-    xs, ys = np.meshgrid(tile.x_coords, tile.y_coords)
-    sx, sy = transformer.transform(xs, ys)
-    inverse = ~Affine(*src_transform)
-    colf, rowf = inverse * (sx, sy)
-    rows = np.floor(rowf).astype(np.int64)
-    cols = np.floor(colf).astype(np.int64)
-    inside = (rows >= 0) & (cols >= 0) & (rows < src_shape[0]) & (cols < src_shape[1])
-    inside &= np.isfinite(rowf) & np.isfinite(colf)
-    if not inside.any():
-        return None
-    r, c = rows[inside], cols[inside]
-    window = (int(r.min()), int(c.min()), int(r.max()) + 1, int(c.max()) + 1)
-    r0, c0, r1, c1 = window
-    ti, tj = np.nonzero(inside)
-    if (
-        np.array_equal(r - r0, ti - ti.min())
-        and np.array_equal(c - c0, tj - tj.min())
-        and ti.size == (r1 - r0) * (c1 - c0)
-    ):
-        dst = (slice(int(ti.min()), int(ti.max()) + 1), slice(int(tj.min()), int(tj.max()) + 1))
-        return window, dst, None
-    dst_index = np.flatnonzero(inside)
-    src_index = (r - r0) * (c1 - c0) + (c - c0)
-    return window, dst_index, src_index
+    return ref.href, ref.band_index, dict((item.get("assets") or {}).get(ref.key) or {})
 
 
 def atmosphere_of(step: TimeStep) -> dict[str, float]:

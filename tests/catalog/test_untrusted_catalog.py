@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from geoproc.catalog.search import CATALOG_KEY
+from geoproc.catalog.items import parse_item
 from geoproc.cube.assemble import CubeOptions, read_step
 from geoproc.errors import StorageURLError, UntrustedHrefError
 from geoproc.href_policy import HrefPolicy, check_href
@@ -112,16 +112,17 @@ def test_hostile_item_is_masked_and_reported_not_read(tmp_path):
         "geometry": None,
         "properties": {"datetime": "2024-06-01T10:00:00Z"},
         "assets": {"B04": {"href": str(secret)}, "Fmask": {"href": str(fmask)}},
-        CATALOG_KEY: "https://stac.example.org/v1",
     }
-    step = group_time_steps([(item, profile_for("HLSL30_2.0"))], tile)[0]
+    remote = parse_item(item, catalog="https://stac.example.org/v1")
+    step = group_time_steps([(remote, profile_for("HLSL30_2.0"))], tile)[0]
     data = read_step(step, tile, ["red"], CubeOptions())
     assert np.isnan(data.bands["red"]).all()
     # Without its QA a granule adds nothing, so B04 is not even attempted.
     assert {e["asset"] for e in data.errors} == {"Fmask"}
     assert all("local file" in e["error"] for e in data.errors)
     # The same item from a local catalog is the user's own data and is read.
-    item[CATALOG_KEY] = str(tmp_path)
+    local = parse_item(item, catalog=str(tmp_path))
+    step = group_time_steps([(local, profile_for("HLSL30_2.0"))], tile)[0]
     data = read_step(step, tile, ["red"], CubeOptions())
     assert np.allclose(data.bands["red"], 1234 * 1e-4) and data.errors == []
 
@@ -144,7 +145,7 @@ def test_search_stamps_items_with_their_catalog(tmp_path):
         tmp_path, [tile], collections=["HLSL30_2.0"], start="2024-01-01", end="2024-12-31"
     )
     (step,) = result.tiles[tile.id].steps
-    assert step.items[0][CATALOG_KEY] == str(tmp_path)
+    assert step.items[0].catalog == str(tmp_path)
 
 
 @pytest.mark.parametrize(
