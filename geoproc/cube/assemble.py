@@ -431,3 +431,17 @@ def build_cubes(catalog: str, **kwargs) -> dict:
     from geoproc.cube.store import build_cubes as _build
 
     return _build(catalog, **kwargs)
+
+
+def band_attrs(name: str) -> dict:
+    """CF attributes of a cube band variable from its profile (Landsat ST layers use it)."""
+    from geoproc.catalog.sensors import PROFILES
+
+    for profile in PROFILES.values():
+        for band in profile.bands:
+            if band.name == name:
+                attrs = {"units": band.units, "long_name": band.long_name or name.replace("_", " ")}
+                if name == "st_temperature":
+                    attrs["standard_name"] = "surface_temperature"
+                return attrs
+    return {"long_name": name.replace("_", " ")}

@@ -108,6 +108,10 @@ def variable_encoding(name: str, *, sar_db: bool = False) -> VariableEncoding:
                    "flag_values": list(SCL_CLASSES), "flag_meanings": " ".join(SCL_CLASSES.values()),
                    "geoproc:fill_value": 0},
         )  # fmt: skip
+    if name.startswith("st_"):  # Landsat C2 L2 surface temperature layers (hcatalog)
+        from geoproc.cube.assemble import band_attrs
+
+        return VariableEncoding("float32", np.nan, attrs=band_attrs(name))
     if name.startswith("atmos_"):
         units = (
             "g cm-2"
