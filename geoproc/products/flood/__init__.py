@@ -258,6 +258,8 @@ def run(
             )
             prob[t], unc[t], source[t] = p_model, u, src
             continue
+        if p_opt is None and p_sar is None:
+            continue  # nothing valid on this date: no data, never a guess
         prob[t], source[t] = flood_fusion.fuse(p_opt, p_sar, optical_weight=p.optical_weight)
         unc[t] = flood_fusion.binary_entropy(prob[t])
 

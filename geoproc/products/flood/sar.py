@@ -94,14 +94,33 @@ class SplitResult:
         return self.fit.decision_threshold() if self.fit is not None else float("nan")
 
 
+def guess_units(backscatter: np.ndarray) -> str:
+    """`db` when the median backscatter is negative, else `linear`.
+
+    The median, not the minimum: thermal-noise-removed GRD (and some RTC) products hold
+    a few zero or slightly negative *linear* values over calm water, which a "any negative
+    value means dB" rule reads as dB. Land and water sigma0 are -5 to -30 dB (0.001-0.3
+    linear), so only a chip of nothing but strong urban scatterers has a median >= 0 dB.
+    """
+    x = np.asarray(backscatter, dtype=np.float32)
+    step = max(1, int(np.sqrt(x.size / 65536)))  # a thinned sample is plenty for a median
+    sample = x[(slice(None, None, step),) * x.ndim] if x.ndim else x
+    finite = sample[np.isfinite(sample)]
+    return "db" if finite.size and float(np.median(finite)) < 0.0 else "linear"
+
+
 def to_db(backscatter: np.ndarray, *, units: str = "auto") -> np.ndarray:
-    """Backscatter in dB; ``units`` is `linear`, `db` or `auto` (negative values mean dB)."""
+    """Backscatter in dB; ``units`` is `linear`, `db` or `auto` (`guess_units`).
+
+    Linear values <= 0 (no data, or noise-subtracted power) become NaN, and so do exact
+    zeros in dB: exports that cannot hold NaN (e.g. Earth Engine GeoTIFFs) fill with 0, and
+    a real backscatter is never exactly 0.0 dB.
+    """
     x = np.asarray(backscatter, dtype=np.float32)
     if units == "auto":
-        finite = x[np.isfinite(x)]
-        units = "db" if finite.size and float(finite.min()) < 0.0 else "linear"
+        units = guess_units(x)
     if units == "db":
-        return x
+        return np.where(x == 0.0, np.nan, x).astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(x > 0, 10.0 * np.log10(x), np.nan).astype(np.float32)
 

@@ -270,3 +270,10 @@ def test_a_single_date_finds_a_narrow_river_by_the_fallback_split():
     assert (out.water.values[river] > 0).mean() > 0.9
     assert (out.water.values[~river] > 0).mean() < 0.01
     assert float(out.sar_threshold_vv_db) < -15.0
+
+
+def test_all_masked_sar_scene_is_no_data_everywhere():
+    ds = xr.Dataset({"vv": (("y", "x"), np.full((32, 32), np.nan, np.float32))})
+    out = flood.run(ds)
+    assert (out.water.values == flood.WATER_NODATA).all()
+    assert (out.water_probability.values == 255).all()

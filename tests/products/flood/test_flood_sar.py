@@ -91,3 +91,23 @@ def test_all_masked_image_gives_no_fit_and_nan_probability():
     split = S.split_based_fit(db)
     assert split.fit is None and np.isnan(split.threshold_db)
     assert np.isnan(S.water_probability(db, split)).all()
+
+
+def test_auto_units_follow_the_median_not_a_few_negative_linear_values():
+    """Noise-subtracted GRD holds some linear values <= 0 over calm water: still linear."""
+    lin = _land(64, 3)
+    lin[:8, :8] = np.float32(-1e-4)  # thermal noise removal overshoot
+    assert S.guess_units(lin) == "linear"
+    db = S.to_db(lin)
+    assert np.isnan(db[:8, :8]).all()
+    np.testing.assert_allclose(db[20, 20], 10 * np.log10(lin[20, 20]), rtol=1e-6)
+    as_db = 10 * np.log10(_land(64, 4))
+    assert S.guess_units(as_db) == "db"
+    np.testing.assert_array_equal(S.to_db(as_db), as_db)
+
+
+def test_zero_filled_db_export_is_no_data_not_a_bright_mode():
+    db = 10 * np.log10(_land(64, 5))
+    db[:, :10] = 0.0  # GeoTIFF exports without NaN fill the swath edge with 0
+    out = S.to_db(db, units="db")
+    assert np.isnan(out[:, :10]).all() and np.isfinite(out[:, 10:]).all()
