@@ -162,6 +162,11 @@ def parse_item(
     )
 
 
+def _roles(asset: Mapping) -> set:
+    roles = asset.get("roles")
+    return {r for r in roles if isinstance(r, str)} if isinstance(roles, list) else set()
+
+
 def _band_list(asset: Mapping) -> list:
     bands = asset.get("eo:bands") or asset.get("bands") or []
     return [b if isinstance(b, Mapping) else {} for b in bands] if isinstance(bands, list) else []
@@ -198,16 +203,16 @@ def locate_asset(
         for k, a in assets.items():
             if k.lower() == want.lower() and isinstance(a, Mapping):
                 return _ref(k, a, 1)
-    for want in keys:  # 2. band name inside (multi-band) assets
+    for want in keys:  # 2. band name inside (multi-band) data assets
         for k, a in assets.items():
-            if not isinstance(a, Mapping):
+            if not isinstance(a, Mapping) or _NON_DATA_ROLES & _roles(a):
                 continue
             for i, b in enumerate(_band_list(a)):
                 if b.get("name") == want:
                     return _ref(k, a, i + 1)
     if common_name:  # 3. common name of a single-band data asset
         for k, a in assets.items():
-            if not isinstance(a, Mapping) or _NON_DATA_ROLES & set(a.get("roles") or []):
+            if not isinstance(a, Mapping) or _NON_DATA_ROLES & _roles(a):
                 continue
             bands = _band_list(a)
             names = {b.get("common_name") or b.get("eo:common_name") for b in bands}

@@ -352,7 +352,11 @@ SENTINEL1_RTC = SensorProfile(
     family="sar",
     platform_group="S1",
     resolution=10.0,
-    bands=(BandProfile("vv", "vv", **_S1), BandProfile("vh", "vh", **_S1)),
+    aliases=("sentinel1-rtc-aws",),
+    bands=(
+        BandProfile("vv", "vv", keys=("gamma0_vv",), **_S1),
+        BandProfile("vh", "vh", keys=("gamma0_vh",), **_S1),
+    ),
 )
 
 _S2 = {"scale": 0.0001, "nodata": 0, "dtype": "uint16", "units": "1"}

@@ -49,3 +49,88 @@ def test_hls_and_s2_ndvi_agree_on_clear_pixels(tmp_path):
     assert np.corrcoef(s2v, hlsv)[0, 1] > 0.7
     # S2 reflectance after the -1000 offset sits in the same range as HLS
     assert abs(np.median(s2v) - np.median(hlsv)) < 0.05
+
+
+def _landsat_items(tmp_path):
+    """USGS-shaped landsat-c2l2-sr and -st items (common-name keys, scene split in two) for
+    the real Greenland Landsat 8 C2 L2 files (thinned to 512 x 512 px of ~515 m)."""
+    import json
+
+    folder = REAL / "landsat-c2l2-greenland"
+    scene = "LC08_L2SP_005009_20150710_20200908_02_T2"
+    sr = json.loads((folder / f"{scene}_SR_stac.json").read_text())
+
+    def item(suffix, collection, assets):
+        return {
+            "type": "Feature", "stac_version": "1.0.0", "id": f"{scene}_{suffix}",
+            "collection": collection, "geometry": sr["geometry"],
+            "properties": {"datetime": "2015-07-10T14:00:00Z", "eo:cloud_cover": 54.65,
+                           "proj:epsg": 32624},
+            "assets": {k: {"href": str(folder / f"{scene}_{f}.TIF"), "roles": ["data"]}
+                       for k, f in assets.items()},
+        }  # fmt: skip
+
+    return [
+        item("SR", "landsat-c2l2-sr", {"red": "SR_B4", "nir08": "SR_B5", "qa_pixel": "QA_PIXEL"}),
+        item("ST", "landsat-c2l2-st", {"lwir11": "ST_B10", "trad": "ST_TRAD", "urad": "ST_URAD",
+                                       "drad": "ST_DRAD", "atran": "ST_ATRAN", "emis": "ST_EMIS",
+                                       "qa_pixel": "QA_PIXEL"}),
+    ]  # fmt: skip
+
+
+def test_landsat_c2_l2_sr_st_and_atmosphere_layers_from_real_pixels(tmp_path):
+    """Every cube value is the USGS scaling of the source pixel under it; QA_PIXEL masks."""
+    import rasterio
+    from affine import Affine
+
+    from geoproc.catalog.search import group_time_steps
+    from geoproc.catalog.sensors import profile_for
+    from geoproc.cube.assemble import cube_band_names, qa_names, read_step
+    from geoproc.grid import Tile
+
+    tile = Tile(24, False, 12, 211, tile_size_px=64, resolution=600.0)
+    profile = profile_for("landsat-c2l2-sr")
+    step = group_time_steps([(i, profile) for i in _landsat_items(tmp_path)], tile)[0]
+    assert step.platform == "LC2" and len(step.items) == 2
+    names = cube_band_names(["landsat-c2-l2"], CubeOptions())
+    assert names[-6:] == ["st_temperature", "st_trad", "st_urad", "st_drad", "st_atran", "st_emis"]
+    assert qa_names(["landsat-c2-l2"]) == ["fmask"]
+    wanted = ["red", "nir08", "st_temperature", "st_trad", "st_atran", "st_emis"]
+    data = read_step(step, tile, wanted, CubeOptions())
+    # only the SR-only bands the SR item lacks (coastal, ...) were not asked for: no errors
+    assert data.errors == []
+
+    folder = REAL / "landsat-c2l2-greenland"
+    scene = "LC08_L2SP_005009_20150710_20200908_02_T2"
+
+    def source(name):
+        with rasterio.open(folder / f"{scene}_{name}.TIF") as src:
+            return src.read(1), src.transform
+
+    qa, transform = source("QA_PIXEL")
+    xs, ys = np.meshgrid(tile.x_coords, tile.y_coords)
+    col, row = ~Affine(*transform[:6]) * (xs, ys)
+    r, c = np.floor(row).astype(int), np.floor(col).astype(int)
+    q = qa[r, c].astype(np.int64)
+    fill = (q & 1) == 1
+    cloudy = ((q >> 3) & 1 | (q >> 1) & 1 | (q >> 4) & 1).astype(bool)  # cloud, dilated, shadow
+    clear = ~fill & ~cloudy
+    assert clear.sum() > 1000 and cloudy.sum() > 1000 and fill.sum() > 500  # all three
+    # QA_PIXEL became Fmask bits: cloud (QA bit 3) -> Fmask bit 1, fill -> 255
+    fm = data.qa["fmask"]
+    assert np.array_equal((fm[~fill] >> 1) & 1, ((q[~fill] >> 3) & 1).astype(np.uint8))
+    assert (fm[fill] == 255).all()
+    for name, asset, scale, offset, nodata in [
+        ("red", "SR_B4", 2.75e-5, -0.2, 0),
+        ("st_temperature", "ST_B10", 0.00341802, 149.0, 0),
+        ("st_trad", "ST_TRAD", 0.001, 0.0, -9999),
+        ("st_atran", "ST_ATRAN", 0.0001, 0.0, -9999),
+        ("st_emis", "ST_EMIS", 0.0001, 0.0, -9999),
+    ]:
+        dn = source(asset)[0][r, c].astype(np.float64)
+        ok = clear & (dn != nodata)
+        expect = (dn * scale + offset).astype(np.float32)
+        np.testing.assert_array_equal(data.bands[name][ok], expect[ok], err_msg=name)
+        assert np.isnan(data.bands[name][cloudy | fill]).all(), name
+    st = data.bands["st_temperature"][clear]
+    assert 230 < np.nanmedian(st) < 300  # Greenland in July, kelvin
