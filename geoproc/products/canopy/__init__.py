@@ -14,7 +14,8 @@ sample archive, and ``rules``, the phenology/spectral-trait baseline (HRL Domina
 Type logic). Parameters: `CanopyParams`.
 
 Outputs, dims ``(year, y, x)`` always (length-1 ``year`` for one year), so stores of one
-year and of many look alike:
+year and of many look alike (a series spanning less than a year across New Year, e.g.
+seasonal medians from December, is one layer labelled with its middle date's year):
 
 * ``canopy_class`` uint8: 0 no tree, 1 broadleaf, 2 conifer, 255 no data;
 * ``canopy_cover`` uint8 percent 0..100 (255 no data);
@@ -178,11 +179,10 @@ def run(dataset: xr.Dataset, *, params: CanopyParams | None = None, **options) -
         stacked = stacked.chunk({"band": -1, "time": -1})
         eager = False
     shift = shift.chunk(dict(zip(("y", "x"), stacked.chunks[2:], strict=True)))
-    years = np.unique(stacked["time"].dt.year.values)
     per_year = []
-    for year in years:
-        one_year = stacked.isel(time=np.flatnonzero(stacked["time"].dt.year.values == year))
-        per_year.append(_run_year(one_year, shift, params).expand_dims(year=[int(year)]))
+    for year, steps in _periods(stacked["time"].values):
+        one_year = stacked.isel(time=steps)
+        per_year.append(_run_year(one_year, shift, params).expand_dims(year=[year]))
     out = xr.concat(per_year, dim="year") if len(per_year) > 1 else per_year[0]
     out.attrs = {}  # the cube's attributes (title, source items) describe the input, not this product
     for name in out.data_vars:
@@ -208,6 +208,20 @@ def run(dataset: xr.Dataset, *, params: CanopyParams | None = None, **options) -
     )
     out["year"].attrs.update({"long_name": "calendar year of the observations", "units": "1"})
     return out
+
+
+def _periods(times: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(year label, time indices) per output layer: one layer per calendar year, except that
+    a series spanning less than a year (e.g. four seasonal medians from December to
+    October) is one layer, labelled with the year of its middle date, rather than a
+    one-date layer for the December and a three-date one for the rest."""
+    times = np.asarray(times).astype("datetime64[ns]")
+    years = times.astype("datetime64[Y]").astype(int) + 1970
+    span = times.max() - times.min() if times.size else np.timedelta64(0, "D")
+    if np.unique(years).size > 1 and span < np.timedelta64(365, "D"):
+        middle = times.min() + span / 2
+        return [(int(middle.astype("datetime64[Y]").astype(int) + 1970), np.arange(times.size))]
+    return [(int(y), np.flatnonzero(years == y)) for y in np.unique(years)]
 
 
 def composites_for(

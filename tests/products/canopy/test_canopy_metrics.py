@@ -171,3 +171,13 @@ def test_reflectance_given_as_integers_times_10000_is_scaled():
     np.testing.assert_array_equal(a["canopy_class"].values, b["canopy_class"].values)
     assert b.attrs["input_scaled_by_1e-4"] == "blue green red nir08 swir16 swir22"
     assert "input_scaled_by_1e-4" not in a.attrs
+
+
+def test_seasonal_medians_across_new_year_make_one_layer():
+    times = pd.DatetimeIndex(["2020-12-15", "2021-03-15", "2021-06-15", "2021-09-15"])
+    classes = class_grid(["broadleaf", "conifer", "grass"], repeat=2)
+    ds = synthetic_dataset(classes, times=times, cloud_fraction=0.0, seed=9)
+    out = canopy.run(ds)
+    assert out["year"].values.tolist() == [2021]
+    assert (out["canopy_clear_count"].values == 4).all()
+    np.testing.assert_array_equal(out["canopy_class"].values[0], truth_of(classes))
