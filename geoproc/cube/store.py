@@ -21,7 +21,8 @@ is written before any data; rerunning it with the same inputs writes the same by
 (2) each step's chunks are written, then its ``time_complete`` entry is set. A rerun skips
 complete steps and rewrites the rest, so a build killed at any point and rerun gives the
 bytes of an uninterrupted build. Two builds on one store are serialised by a lock object
-holding host and pid; a lock left by a dead process on this host is taken over.
+(`geoproc.store_lock`: exclusive create on disk, conditional PUT on S3, released only by
+its owner); a lock left by a dead process on this host is taken over.
 """
 
 from __future__ import annotations
@@ -29,10 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
-import os
-import socket
 import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -49,7 +47,7 @@ from geoproc import __version__, storage
 from geoproc.catalog.search import TimeStep
 from geoproc.catalog.sensors import FMASK_BITS, SCL_CLASSES
 from geoproc.cube.assemble import ATMOS_VARIABLES, CubeOptions, atmosphere_of, read_step
-from geoproc.errors import StoreError, StoreLockedError
+from geoproc.errors import StoreError
 from geoproc.grid import Tile
 
 log = logging.getLogger(__name__)
@@ -209,15 +207,21 @@ def build_tile_store(
             writer = _StepWriter(store, [*band_names, *qa_vars])
 
             # Pipeline: `batch_size` threads read, mask and pack upcoming steps while this
-            # thread writes finished ones in time order; at most 2 x batch_size packed
-            # steps (int16/uint8, half the size of the float values) are held.
+            # thread writes the finished one in time order: batch_size steps in flight plus
+            # the one being written (packed int16/uint8, half the size of the float values).
             def prepare(i: int) -> tuple[dict[str, np.ndarray], list[dict]]:
                 return _prepare_step(steps[i], tile, band_names, qa_vars, options)
 
             with ThreadPoolExecutor(max_workers=batch_size) as pool:
                 pending: deque = deque()
                 queue = iter(todo)
-                for i in itertools.islice(queue, 2 * batch_size):
+                # The first step runs alone: it fills the per-tile caches of the reader
+                # (source-to-tile pixel maps, ~80 MiB of transient index arrays per 1024²
+                # tile) once, instead of in every thread at the same moment (the peak).
+                first = next(queue)
+                pending.append((first, pool.submit(prepare, first)))
+                pending[0][1].result()
+                for i in itertools.islice(queue, batch_size - 1):
                     pending.append((i, pool.submit(prepare, i)))
                 while pending:
                     i, future = pending.popleft()
@@ -508,64 +512,11 @@ def _write_template(store, tile, steps, band_names, qa_vars, options) -> None:
 
 @contextlib.contextmanager
 def store_lock(location: storage.Location) -> Iterator[None]:
-    """Hold ``{store}.lock`` for the duration; refuse if a live build holds it."""
-    lock = storage.Location(location.scheme, location.path + ".lock")
-    me = {"host": socket.gethostname(), "pid": os.getpid()}
-    body = json.dumps(me).encode()
-    if lock.scheme == "file":
-        os.makedirs(os.path.dirname(lock.path), exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(lock.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                _take_over_if_stale(lock)
-                continue
-            with os.fdopen(fd, "wb") as f:
-                f.write(body)
-            break
-        else:
-            raise StoreLockedError(
-                f"Could not take the lock {lock.path}; remove it if no build runs."
-            )
-    else:
-        fs, path = storage.filesystem(lock)
-        if fs.exists(path):
-            _take_over_if_stale(lock)
-        fs.pipe_file(path, body)
-    try:
+    """Hold ``{store}.lock`` for the duration (see `geoproc.store_lock`: atomic on S3 too)."""
+    from geoproc.store_lock import hold
+
+    with hold(location, what="build"):
         yield
-    finally:
-        fs, path = storage.filesystem(lock)
-        with contextlib.suppress(FileNotFoundError):
-            fs.rm_file(path)
-
-
-def _take_over_if_stale(lock: storage.Location) -> None:
-    try:
-        holder = json.loads(storage.read_bytes(lock))
-    except (FileNotFoundError, ValueError):
-        holder = {}
-    host, pid = holder.get("host"), holder.get("pid")
-    if host == socket.gethostname() and isinstance(pid, int) and not _alive(pid):
-        log.warning("taking over the lock %s left by dead process %s", lock.url, pid)
-        fs, path = storage.filesystem(lock)
-        with contextlib.suppress(FileNotFoundError):
-            fs.rm_file(path)
-        return
-    raise StoreLockedError(
-        f"Another build (host {host}, pid {pid}) is writing this cube: wait for it to finish, or "
-        f"if no build is running delete the lock {lock.url} and run again."
-    )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def build_parameters(
@@ -609,7 +560,7 @@ def build_cubes(
     """Plan, search, assemble and persist cubes for an AOI; return the run record.
 
     Tiles are built one after another; within a tile ``batch_size`` threads assemble steps
-    while the caller's thread writes them in time order (at most 2 x batch_size steps in
+    while the caller's thread writes them in time order (at most batch_size + 1 steps in
     memory), so peak memory depends on the tile size and batch, not on the AOI or dates.
     """
     from geoproc.catalog.search import search_tiles
