@@ -17,9 +17,16 @@ method, where the atmosphere came from and which emissivity rule applied. Wherev
 is masked (NaN) the output is NaN: no value is guessed.
 
 Clouds Fmask missed are screened (`lst_cloud_screen`: Fmask-style spectral and temperature
-tests, Zhu & Woodcock 2012) and set to nodata with the ``residual_cloud`` bit; the
-uncertainty grows near Fmask clouds as in the USGS C2 ST_QA (Laraby & Schott 2018), and
-pixels within ``near_cloud_m`` carry the ``near_cloud`` bit.
+tests, Zhu & Woodcock 2012) and set to nodata with the ``residual_cloud`` bit; pixels within
+``near_cloud_m`` carry the ``near_cloud`` bit (and, on request, a wider uncertainty as in the
+USGS C2 ST_QA, Laraby & Schott 2018).
+
+``lst_uncertainty`` is the retrieval's own one-sigma error given its inputs: emissivity
+(per-class sigma), the per-pixel atmosphere's interpolation error, and, when the atmosphere is
+one value per scene, its spread inside the scene (`SceneAtmosphereVariability`); all three were
+calibrated on real Landsat C2 L2 scenes against the USGS ST (`real_cases`). Atmospheres in
+``atmos_*`` variables with spatial dimensions (e.g. the USGS ST_ATRAN/URAD/DRAD layers read by
+`landsat_c2`) are used per pixel.
 """
 
 from __future__ import annotations
@@ -109,12 +116,14 @@ _QA_MASKS, _QA_VALUES, _QA_MEANINGS = _qa_flags()
 
 SPEC = ProductSpec(
     name="lst",
-    version="1.1.0",
+    version="1.2.0",
     method=(
         "NDVI-THM emissivity with water/snow classes (Sobrino et al. 2004, 2008); RTE inversion "
         "with known atmosphere (Cook et al. 2014), else split-window / generalised single-channel "
         "(Jimenez-Munoz et al. 2008, 2009, 2014); residual-cloud screen after Fmask's spectral and "
-        "temperature tests (Zhu & Woodcock 2012), near-cloud uncertainty (Laraby & Schott 2018)"
+        "temperature tests (Zhu & Woodcock 2012); uncertainty from emissivity, per-pixel atmosphere "
+        "and in-scene atmosphere spread (Barsi et al. 2003, 2005), calibrated on Landsat C2 L2, "
+        "optional near-cloud term (Laraby & Schott 2018)"
     ),
     required_inputs=("lwir11",),
     optional_inputs=(
