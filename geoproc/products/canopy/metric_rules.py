@@ -15,8 +15,9 @@ reflectance); the decisions:
     SWIR1 (< 0.21: shadowed, water-rich tree crowns; Gao 1996, Remote Sens. Environ.
     58:257; Copernicus HRL Tree Cover Density ATBD);
   - *deciduous woody canopy* (needs SWIR): a dense leaf-on canopy (NDVI > 0.70) that is
-    dark in SWIR2 (< 0.10) and whose leaf-off season keeps NDVI above a bare field
-    (> 0.30: stems, litter, understorey), which is what a crop lacks;
+    dark in SWIR2 (< 0.10), green for most of the year (median NDVI > 0.55) and whose
+    leaf-off season keeps NDVI above a bare field (> 0.30: stems, litter, understorey),
+    which is what a crop lacks;
   - *NDVI only* (no red/NIR/SWIR reflectance): one threshold on p10 NDVI (0.18),
     calibrated on the real Slovenian series (west half of the patch; see `real_cases`),
     because only the evergreen signal is left.
@@ -64,6 +65,9 @@ class MetricThresholds:
     """Leaf-on SWIR2 reflectance below which a dense canopy is shadowed tree crowns."""
     deciduous_leaf_off_ndvi: float = 0.30
     """Leaf-off NDVI above which the ground is not a bare field (stems, litter, understorey)."""
+    deciduous_median_ndvi: float = 0.55
+    """Median NDVI of the year above which a canopy is green most of the year (a crop is
+    green for a few months only, and bare or stubble the rest)."""
     ndvi_only_p10: float = 0.18
     """NDVI-only input: p10 NDVI threshold calibrated on the real Slovenian series."""
     conifer_contrast: float = 0.20
@@ -119,8 +123,10 @@ def tree_probability(m: dict[str, np.ndarray], t: MetricThresholds) -> np.ndarra
     if "swir16_leaf_on" not in m:
         return evergreen
     evergreen = evergreen * _step(t.grass_swir16, m["swir16_leaf_on"], 0.015)
-    deciduous = _step(m["ndvi_leaf_on"], t.deciduous_leaf_on_ndvi, 0.04) * _step(
-        m["ndvi_leaf_off"], t.deciduous_leaf_off_ndvi, 0.04
+    deciduous = (
+        _step(m["ndvi_leaf_on"], t.deciduous_leaf_on_ndvi, 0.04)
+        * _step(m["ndvi_leaf_off"], t.deciduous_leaf_off_ndvi, 0.04)
+        * _step(m["ndvi_p50"], t.deciduous_median_ndvi, 0.04)
     )
     if "swir22_leaf_on" in m:
         deciduous = deciduous * _step(t.deciduous_swir22, m["swir22_leaf_on"], 0.01)

@@ -181,3 +181,22 @@ def test_seasonal_medians_across_new_year_make_one_layer():
     assert out["year"].values.tolist() == [2021]
     assert (out["canopy_clear_count"].values == 4).all()
     np.testing.assert_array_equal(out["canopy_class"].values[0], truth_of(classes))
+
+
+def test_a_dense_crop_with_a_green_winter_is_not_a_deciduous_forest():
+    from geoproc.products.canopy.metric_rules import tree_probability
+
+    def stats(p10, p50, on, off, swir16, swir22):
+        return {
+            k: np.array([v], dtype="float32")
+            for k, v in dict(
+                ndvi_p10=p10, ndvi_p50=p50, ndvi_leaf_on=on, ndvi_leaf_off=off,
+                red_leaf_on=0.03, nir_leaf_on=0.40, swir16_leaf_on=swir16, swir22_leaf_on=swir22,
+            ).items()
+        }  # fmt: skip
+
+    t = MetricThresholds()
+    winter_wheat = stats(p10=0.22, p50=0.45, on=0.86, off=0.38, swir16=0.16, swir22=0.07)
+    beech = stats(p10=0.30, p50=0.72, on=0.88, off=0.45, swir16=0.17, swir22=0.08)
+    assert tree_probability(winter_wheat, t)[0] < 0.2
+    assert tree_probability(beech, t)[0] > 0.8
