@@ -165,6 +165,11 @@ class TileBuild:
     steps_skipped: int = 0
     steps_refused: list[dict] = field(default_factory=list)
     asset_errors: list[dict] = field(default_factory=list)
+    steps_repaired: list[dict] = field(default_factory=list)
+    """Complete steps found damaged by verification and rewritten from their sources."""
+    steps_damaged: list[dict] = field(default_factory=list)
+    """Damaged steps this run could not rewrite (their items are outside this search)."""
+    metadata_restored: list[str] = field(default_factory=list)
 
 
 def build_tile_store(
@@ -177,16 +182,27 @@ def build_tile_store(
     options: CubeOptions,
     parameters: dict,
     batch_size: int = 2,
+    verify: str = "quick",
 ) -> TileBuild:
-    """Create or extend the tile's store so it holds every step, then write missing steps."""
+    """Create or extend the tile's store so it holds every step, then write missing steps.
+
+    Complete steps are verified first (`geoproc.cube.verify`, ``verify`` = quick or
+    full); damaged ones are rewritten from this search's items and listed in the record.
+    """
+    from geoproc.cube.verify import check_level
+
+    check_level(verify)
     location = cube_location(out, tile.id)
     record = TileBuild(tile.id, location.url)
+    damaged: dict[int, list[str]] = {}
     with store_lock(location):
         storage.remove_partial_writes(location)  # orphans of a killed build
         store = storage.zarr_store(location)
+        record.metadata_restored = _restore_lost_metadata(location, [*band_names, *qa_vars])
         existing = _read_existing(store)
         if existing is not None:
             _check_compatible(existing, tile, band_names, qa_vars, location)
+            damaged = _verify_complete(location, existing, [*band_names, *qa_vars], verify)
             steps, refused = _merge_time_axis(existing["steps"], existing["complete"], steps)
             record.steps_refused = refused
         record.steps_total = len(steps)
@@ -200,6 +216,19 @@ def build_tile_store(
         )
         todo = [i for i in range(len(steps)) if not complete[i] and steps[i].collection]
         record.steps_skipped = len(steps) - len(todo)
+        for i, reasons in sorted(damaged.items()):
+            entry = {"time": str(steps[i].time), "platform": steps[i].platform, "damage": reasons}
+            if i in todo:
+                record.steps_repaired.append(entry)
+            else:
+                record.steps_damaged.append(entry)
+        if damaged:
+            log.warning("%s: %d damaged step(s) will be rewritten: %s", location.url,
+                        len(record.steps_repaired), record.steps_repaired)  # fmt: skip
+            # Not complete until rewritten: a crash during the repair must not leave the
+            # damaged steps marked complete.
+            group = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
+            group["time_complete"][:] = complete
         if todo:
             # A crash between the attribute write and consolidation leaves the layout
             # current but the consolidated copy stale: refresh it (same bytes if current).
@@ -235,6 +264,29 @@ def build_tile_store(
                     record.asset_errors.extend({**e, "time": str(steps[i].time)} for e in errors)
                     del packed
     return record
+
+
+def _restore_lost_metadata(location: storage.Location, variables: Sequence[str]) -> list[str]:
+    """Put back array metadata that a store lost while its chunks remain (see verify)."""
+    from geoproc.cube.verify import missing_metadata, restore_metadata
+
+    fs, path = storage.filesystem(location)
+    if not fs.exists(f"{path}/zarr.json"):
+        return []
+    lost = [v for v in missing_metadata(location, variables) if fs.exists(f"{path}/{v}")]
+    return restore_metadata(location, lost) if lost else []
+
+
+def _verify_complete(location, existing: dict, variables, level: str) -> dict[int, list[str]]:
+    """Damaged complete steps (index -> reasons); they are marked incomplete in `existing`."""
+    from geoproc.cube.verify import verify_store
+
+    report = verify_store(location, complete=existing["complete"], variables=variables, level=level)
+    if report.damaged:
+        complete = existing["complete"].copy()
+        complete[list(report.damaged)] = False
+        existing["complete"] = complete
+    return report.damaged
 
 
 def _prepare_step(
@@ -307,6 +359,7 @@ def _root_attrs(
         "geoproc:parameters": {**parameters, **options.to_attrs()},
         "geoproc:source_items": [s.item_ids for s in steps],
         "geoproc:completion": "time_complete[i] is true once every chunk of step i is written",
+        "geoproc:chunks": "all",
     }
 
 
@@ -556,6 +609,7 @@ def build_cubes(
     options: CubeOptions | None = None,
     batch_size: int = 2,
     page_size: int = 100,
+    verify: str = "quick",
 ) -> dict:
     """Plan, search, assemble and persist cubes for an AOI; return the run record.
 
@@ -588,7 +642,7 @@ def build_cubes(
             continue
         result = build_tile_store(
             out, tile, steps, band_names=names, qa_vars=qas, options=options,
-            parameters=parameters, batch_size=batch_size,
+            parameters=parameters, batch_size=batch_size, verify=verify,
         )  # fmt: skip
         record["tiles"][tile.id] = {"status": "built", **result.__dict__}
         built += 1
