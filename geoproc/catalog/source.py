@@ -101,6 +101,13 @@ class _Budget:
         self.items = self.pages = 0
         self.t0 = time.monotonic()
 
+    def loop(self, what: str) -> SearchLimitError:
+        return SearchLimitError(
+            f"The search of {self.shown} stopped: page {self.pages} repeats an earlier {what}, "
+            "so its paging would never end. Report it to the catalog's operator, or narrow "
+            "--aoi/--start/--end so the result fits in one page."
+        )
+
     def _stop(self, what: str, setting: str, value) -> SearchLimitError:
         return SearchLimitError(
             f"The search of {self.shown} stopped: {what} (limit {setting}={value}). Narrow "
@@ -203,11 +210,7 @@ def _api_items(url, collections, intersects, datetime_range, page_size, budget, 
                 json.dumps([f.get("id") for f in features if isinstance(f, dict)]).encode()
             ).hexdigest()
             if features and digest in seen_pages:
-                raise budget._stop(
-                    f"page {budget.pages} repeats an earlier page (the catalog's paging loops)",
-                    "GEOPROC_SEARCH_MAX_PAGES",
-                    budget.limits.max_pages,
-                )
+                raise budget.loop("page (same items)")
             seen_pages.add(digest)
             nxt = next(
                 (
@@ -220,11 +223,7 @@ def _api_items(url, collections, intersects, datetime_range, page_size, budget, 
             if nxt is not None:
                 key = json.dumps([nxt.get("href"), nxt.get("body")], sort_keys=True, default=str)
                 if key in seen_links:
-                    raise budget._stop(
-                        f"page {budget.pages} repeats an earlier 'next' link (the catalog's paging loops)",
-                        "GEOPROC_SEARCH_MAX_PAGES",
-                        budget.limits.max_pages,
-                    )
+                    raise budget.loop("'next' link")
                 seen_links.add(key)
             for feature in features:
                 yield feature, f"{shown} (page {budget.pages})"
