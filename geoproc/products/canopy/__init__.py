@@ -285,9 +285,6 @@ def _canopy_block(
     ny, nx, n_bands, n_time = block.shape
     values = np.ascontiguousarray(block.reshape(ny * nx, n_bands, n_time).transpose(2, 1, 0))
     shifts = shift.reshape(-1)
-    composites = monthly_composites(
-        values, times, shift_days=np.maximum(shifts, 0), screen_snow=bands == CANOPY_BANDS
-    )
     if params.method == "metrics":
         from geoproc.products.canopy.metric_rules import classify_metrics
 
@@ -295,28 +292,34 @@ def _canopy_block(
             {b: values[:, i, :] for i, b in enumerate(bands)}, times, shift_days=shifts
         )
         probabilities, cover, clear = result.probabilities, result.cover, result.clear_count
-    elif params.method == "model":
-        from geoproc.products.canopy.model import load_model, model_features, predict
-
-        clear = composites.clear_count
-        loaded = load_model(params.weights, device=params.device)
-        probabilities = np.full((len(CLASS_MEANINGS), ny * nx), np.nan, dtype="float32")
-        cover = np.full(ny * nx, np.nan, dtype="float32")
-        pick = np.flatnonzero(clear >= params.min_clear)
-        if pick.size:
-            sub = MonthlyComposites(
-                values=composites.values[:, :, pick],
-                observed=composites.observed[:, pick],
-                clear_count=clear[pick],
-            )
-            probabilities[:, pick], fraction = predict(loaded, model_features(sub))
-            cover[pick] = 100.0 * fraction
+        months_observed, seasons_covered = result.months_observed, result.seasons_covered
     else:
-        from geoproc.products.canopy.phenology import classify_rules
-
+        composites = monthly_composites(values, times, shift_days=shifts)
         clear = composites.clear_count
-        rules = classify_rules(composites)
-        probabilities, cover = rules.probabilities, rules.cover
+        months_observed, seasons_covered = (
+            composites.months_observed,
+            composites.seasons_covered,
+        )
+        if params.method == "model":
+            from geoproc.products.canopy.model import load_model, model_features, predict
+
+            loaded = load_model(params.weights, device=params.device)
+            probabilities = np.full((len(CLASS_MEANINGS), ny * nx), np.nan, dtype="float32")
+            cover = np.full(ny * nx, np.nan, dtype="float32")
+            pick = np.flatnonzero(clear >= params.min_clear)
+            if pick.size:
+                sub = MonthlyComposites(
+                    values=composites.values[:, :, pick],
+                    observed=composites.observed[:, pick],
+                    clear_count=clear[pick],
+                )
+                probabilities[:, pick], fraction = predict(loaded, model_features(sub))
+                cover[pick] = 100.0 * fraction
+        else:
+            from geoproc.products.canopy.phenology import classify_rules
+
+            rules = classify_rules(composites)
+            probabilities, cover = rules.probabilities, rules.cover
     enough = clear >= params.min_clear
     valid = enough & np.isfinite(probabilities).all(axis=0) & np.isfinite(cover)
     probabilities = np.where(valid, probabilities, np.nan).astype("float32")
@@ -329,8 +332,8 @@ def _canopy_block(
         np.where(valid, np.rint(np.clip(cover, 0, 100)), NODATA).astype("uint8"),
         np.where(valid, np.rint(100 * chosen), NODATA).astype("uint8"),
         np.minimum(clear, np.iinfo("uint16").max).astype("uint16"),
-        composites.months_observed.astype("uint8"),
-        composites.seasons_covered.astype("uint8"),
+        np.asarray(months_observed).astype("uint8"),
+        np.asarray(seasons_covered).astype("uint8"),
     )
     shaped = tuple(o.reshape(ny, nx) for o in outputs)
     return (*shaped, probabilities.T.reshape(ny, nx, len(CLASS_MEANINGS)))

@@ -92,6 +92,8 @@ class MetricResult:
     probabilities: np.ndarray
     cover: np.ndarray
     clear_count: np.ndarray
+    months_observed: np.ndarray
+    seasons_covered: np.ndarray
 
 
 def classify_metrics(
@@ -112,7 +114,13 @@ def classify_metrics(
     scaled = np.clip((m["ndvi_leaf_on"] - 0.15) / 0.70, 0.0, 1.0) ** 2
     cover = np.where(p_tree >= 0.5, 100.0 * scaled, 0.0)
     cover = np.where(valid, cover, np.nan).astype("float32")
-    return MetricResult(probabilities=probabilities, cover=cover, clear_count=m["clear_count"])
+    return MetricResult(
+        probabilities=probabilities,
+        cover=cover,
+        clear_count=m["clear_count"],
+        months_observed=m["months_observed"],
+        seasons_covered=m["seasons_covered"],
+    )
 
 
 def tree_probability(m: dict[str, np.ndarray], t: MetricThresholds) -> np.ndarray:

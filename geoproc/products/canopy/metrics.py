@@ -48,7 +48,8 @@ def temporal_metrics(
 ) -> dict[str, np.ndarray]:
     """Statistics per pixel from ``bands`` (name -> (time, pixels) float, NaN = masked).
 
-    Returns (pixels,) float32 arrays: ``clear_count``, ``ndvi_p10`` .. ``ndvi_p90``,
+    Returns (pixels,) float32 arrays: ``clear_count``, ``months_observed`` (of the 12
+    aligned months), ``seasons_covered`` (of 4), ``ndvi_p10`` .. ``ndvi_p90``,
     ``ndvi_djf`` .. ``ndvi_son`` (aligned seasons), ``ndvi_leaf_on`` (median NDVI of the
     top quartile), ``ndvi_leaf_off`` (lowest of the aligned winter and spring medians, else
     p10), ``leaf_off_contrast`` (leaf-on minus leaf-off), ``winter_contrast`` and
@@ -74,6 +75,18 @@ def temporal_metrics(
     for q in PERCENTILES:
         out[f"ndvi_p{q}"] = _quantile_of_sorted(ordered, count, q / 100.0)
     shifts = np.broadcast_to(np.asarray(shift_days, dtype="int64"), (n_pix,))
+    observed = np.zeros((12, n_pix), dtype=bool)
+    for shift in np.unique(np.maximum(shifts, 0)):
+        pixels = np.flatnonzero(np.maximum(shifts, 0) == shift)
+        months = aligned_month(times, shift_days=int(shift))
+        for month in np.unique(months):
+            observed[month, pixels] = clear[np.ix_(months == month, pixels)].any(axis=0)
+    out["months_observed"] = observed.sum(axis=0).astype("float32")
+    out["seasons_covered"] = (
+        np.stack([observed[_SEASON_OF_MONTH == s].any(axis=0) for s in range(4)])
+        .sum(axis=0)
+        .astype("float32")
+    )
     seasonal = np.full((4, n_pix), np.nan, dtype="float32")
     for shift in np.unique(shifts[shifts >= 0]):  # a negative shift: hemisphere unknown
         pixels = np.flatnonzero(shifts == shift)

@@ -180,7 +180,18 @@ def test_seasonal_medians_across_new_year_make_one_layer():
     out = canopy.run(ds)
     assert out["year"].values.tolist() == [2021]
     assert (out["canopy_clear_count"].values == 4).all()
+    assert (out["canopy_months_observed"].values == 4).all()
+    assert (out["canopy_seasons_covered"].values == 4).all()
     np.testing.assert_array_equal(out["canopy_class"].values[0], truth_of(classes))
+
+
+def test_dask_input_stays_lazy_and_gives_the_eager_result():
+    ds = synthetic_dataset(class_grid(KINDS, repeat=2), south=True, seed=10)
+    eager = canopy.run(ds)
+    lazy = canopy.run(ds.chunk({"time": 20, "y": 1, "x": 5}))
+    assert lazy["canopy_class"].chunks is not None
+    for name in eager.data_vars:
+        np.testing.assert_array_equal(lazy[name].values, eager[name].values, err_msg=name)
 
 
 def test_a_dense_crop_with_a_green_winter_is_not_a_deciduous_forest():
