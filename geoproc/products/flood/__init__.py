@@ -233,6 +233,7 @@ def run(
                 window=speckle_window,
                 prior=prior,
                 single_date=nt == 1,
+                min_water_pixels=opts.min_water_pixels,
             )
             if (
                 p_sar is not None
@@ -441,6 +442,7 @@ def _sar(
     window: int,
     prior: np.ndarray | None = None,
     single_date: bool = False,
+    min_water_pixels: int = 0,
 ) -> tuple[np.ndarray | None, np.ndarray, dict[str, float], bool]:
     """SAR water probability of one date, its diagnostic bits, thresholds, and whether it split."""
     probs, thresholds = [], {}
@@ -494,6 +496,7 @@ def _sar(
             p = np.nanmean(np.stack(probs), axis=0)
         # A pixel seen only by a polarisation without a fit still has SAR evidence: no water.
         p = np.where(np.isfinite(p), p, np.where(any_valid, flood_sar.NO_SPLIT_PROBABILITY, np.nan))
+        p = flood_sar.drop_small_water(p, min_pixels=min_water_pixels)
         return p.astype(np.float32), diag, thresholds, True
     # No water class in this scene's backscatter (water-free, or the whole scene darkened by
     # wet snow): SAR gives no likelihood, so each pixel keeps its history prior (Bayes with a

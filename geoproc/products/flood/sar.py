@@ -72,6 +72,9 @@ class SplitOptions:
     water_max_db: float = -17.0
     """The dark class mean must be below this (dB) to be open water (the polarisation's own
     bound, `WATER_MAX_DB`, applies too)."""
+    min_water_pixels: int = 10
+    """SAR water bodies (8-connected) smaller than this are not mapped: a minimum mapping
+    unit (0.1 ha at 10 m) against speckle and single dark parcels' fringes; 0 turns it off."""
     fallback: bool = True
     """Without a bimodal tile, try a global Kittler-Illingworth split and then the physical
     dark mode (pixels below `THRESHOLD_MAX_DB`), each under the same water/land checks."""
@@ -221,6 +224,26 @@ def cap_above_bound(p: np.ndarray, db: np.ndarray, pol: str) -> np.ndarray:
         return np.where(db > bound, np.minimum(p, ABOVE_THRESHOLD_BOUND_PROBABILITY), p).astype(
             np.float32
         )
+
+
+SMALL_WATER_PROBABILITY = 0.4
+"""Water probability left to a dark blob below the minimum mapping unit (not water)."""
+
+
+def drop_small_water(p: np.ndarray, *, min_pixels: int) -> np.ndarray:
+    """Water (p >= 0.5) in 8-connected bodies smaller than ``min_pixels`` lowered below 0.5.
+
+    A minimum mapping unit, as operational SAR flood services apply one (e.g. the DLR
+    TerraSAR-X / Sentinel-1 flood service, Martinis et al. 2015), so isolated speckle or
+    the dark fringe of a field is not reported as water.
+    """
+    if min_pixels <= 1:
+        return p
+    labels, _ = ndimage.label(p >= 0.5, structure=np.ones((3, 3), bool))
+    sizes = np.bincount(labels.ravel())
+    small = sizes < min_pixels
+    small[0] = False
+    return np.where(small[labels], np.minimum(p, SMALL_WATER_PROBABILITY), p).astype(np.float32)
 
 
 def best_polarisation(results: dict[str, SplitResult]) -> str | None:

@@ -22,7 +22,7 @@ def test_windy_majority_water_chip_found_in_vh(tmp_path):
     """65 % water bright in VV (wind) but dark in VH: flood 1.1 voted VV and found 0 %."""
     (row,) = _case(tmp_path, "sim-s1-windy-65pct")
     assert row["kind"] == "simulated" and row["metric"] == "water IoU"
-    assert row["geoproc"] > 0.9  # measured 0.938; flood 1.1: 0.000
+    assert row["geoproc"] > 0.9  # measured 0.939; flood 1.1: 0.000
     assert row["geoproc"] > row["baselines"]["Otsu on VH"] > row["baselines"]["Otsu on VV"]
     assert row["water_share"] == pytest.approx(0.65, abs=0.01)
     assert row["n_pixels"] > 0.8 * 512 * 512  # the swath edge is no data
@@ -31,7 +31,7 @@ def test_windy_majority_water_chip_found_in_vh(tmp_path):
 def test_water_free_chip_stays_dry_where_otsu_invents_water(tmp_path):
     (row,) = _case(tmp_path, "sim-s1-dry-mixed")
     assert row["metric"] == "false positive %"
-    assert row["geoproc"] < 1.5  # measured 1.03 %: dark smooth-soil parcels
+    assert row["geoproc"] < 1.0  # measured 0.87 %: one dark smooth-soil parcel and its fringes
     assert row["baselines"]["Otsu on VV"] > 30.0
 
 
@@ -55,9 +55,12 @@ def test_landsat_cases_score_beside_mndwi_and_reliability_pools():
     by = {r["case"]: r for r in rows}
     l8 = by["landsat-LC08_L2SP_098084_20210503_20210508_02_T1"]
     assert l8["geoproc"] > l8["baselines"]["MNDWI > 0.124"]  # measured 0.670 vs 0.482
+    assert l8["target"].startswith(">= 0.482")  # with optical, the bar is the best index
     table = real_cases.reliability_table(rows)
     assert sum(b["n"] for b in table) == sum(r["n_pixels"] for r in rows)
 
 
 def test_folders_without_flood_cases_give_no_rows(tmp_path):
-    assert real_cases.evaluate_real([tmp_path, REALDATA / "stac-items"]) == []
+    # Greenland has no clear water pixel in its QA_PIXEL: no flood case
+    folders = [tmp_path, REALDATA / "stac-items", REALDATA / "landsat-c2l2-greenland"]
+    assert real_cases.evaluate_real(folders) == []

@@ -111,3 +111,14 @@ def test_zero_filled_db_export_is_no_data_not_a_bright_mode():
     db[:, :10] = 0.0  # GeoTIFF exports without NaN fill the swath edge with 0
     out = S.to_db(db, units="db")
     assert np.isnan(out[:, :10]).all() and np.isfinite(out[:, 10:]).all()
+
+
+def test_minimum_mapping_unit_drops_specks_and_keeps_bodies():
+    p = np.zeros((40, 40), np.float32)
+    p[2:4, 2:4] = 0.9  # 4 px speck
+    p[10:30, 10:12] = 0.8  # 40 px river
+    p[35, 35] = 0.99  # single pixel
+    out = S.drop_small_water(p, min_pixels=10)
+    assert (out[2:4, 2:4] == S.SMALL_WATER_PROBABILITY).all() and out[35, 35] < 0.5
+    np.testing.assert_array_equal(out[10:30, 10:12], np.float32(0.8))
+    np.testing.assert_array_equal(S.drop_small_water(p, min_pixels=0), p)
