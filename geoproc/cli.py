@@ -65,7 +65,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     names = _command_names()
     word = _command_word(argv)
     for name in [word] if word in names else names:
-        importlib.import_module(f"geoproc.commands.{name}").register(sub)
+        module = importlib.import_module(f"geoproc.commands.{name}")
+        # the command list needs a name and a help line; a module whose full parser is
+        # costly to build (bench imports every benchmark) offers a summary for it
+        summary = getattr(module, "register_summary", None)
+        (module.register if name == word or summary is None else summary)(sub)
     return parser
 
 
