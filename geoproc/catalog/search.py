@@ -53,10 +53,19 @@ class TimeStep:
     """Canonical collection id of the profile (`HLSL30_2.0`, ...)."""
     items: tuple[ParsedItem, ...]
     """Parsed STAC items, in mosaic order (first valid pixel wins)."""
+    recorded_versions: tuple[str, ...] = ()
+    """Item versions as a store recorded them (steps read back from a store have no items)."""
 
     @property
     def item_ids(self) -> list[str]:
         return [i["id"] for i in self.items]
+
+    @property
+    def item_versions(self) -> list[str]:
+        """Per item, what makes a reprocessed copy newer: ``updated`` and processing version."""
+        if self.recorded_versions or not self.items:
+            return list(self.recorded_versions)
+        return [item_version(i) for i in self.items]
 
     @property
     def key(self) -> tuple[int, str]:
@@ -202,6 +211,17 @@ def search_tiles(
     for t in tiles:
         result.tiles[t.id].steps = group_time_steps(per_tile[t.id], t)
     return result
+
+
+def item_version(item) -> str:
+    """``"<updated ISO time>|<processing version>"`` of an item (empty parts when absent)."""
+    try:
+        parsed = parse_item(item)
+    except CatalogError:
+        return ""
+    updated, processed = parsed.version
+    stamp = "" if parsed.updated is None else updated.isoformat()
+    return f"{stamp}|{processed}"
 
 
 def _conflict_drop(item: ParsedItem, detail: str | None) -> dict:

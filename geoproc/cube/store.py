@@ -47,6 +47,7 @@ from geoproc import __version__, storage
 from geoproc.catalog.search import TimeStep
 from geoproc.catalog.sensors import FMASK_BITS, SCL_CLASSES
 from geoproc.cube.assemble import ATMOS_VARIABLES, CubeOptions, atmosphere_of, read_step
+from geoproc.cube.time_axis import reconcile_time_axis, source_versions
 from geoproc.errors import StoreError
 from geoproc.grid import Tile
 
@@ -203,8 +204,12 @@ def build_tile_store(
         if existing is not None:
             _check_compatible(existing, tile, band_names, qa_vars, location)
             damaged = _verify_complete(location, existing, [*band_names, *qa_vars], verify)
-            steps, refused = _merge_time_axis(existing["steps"], existing["complete"], steps)
+            # late and reprocessed granules (geoproc.cube.time_axis, by hcatalog)
+            plan = reconcile_time_axis(existing, steps)
+            steps, existing["complete"], refused = plan.steps, plan.complete, plan.refused
             record.steps_refused = refused
+            if plan.rewritten:
+                log.info("%s: rewriting %s", location.url, plan.rewritten)
         record.steps_total = len(steps)
         complete = existing["complete"] if existing is not None else np.zeros(0, bool)
         same_axis = existing is not None and [s.key for s in steps] == existing["keys"]
@@ -358,6 +363,7 @@ def _root_attrs(
         "geoproc:software_version": __version__,
         "geoproc:parameters": {**parameters, **options.to_attrs()},
         "geoproc:source_items": [s.item_ids for s in steps],
+        "geoproc:source_versions": source_versions(steps),
         "geoproc:completion": "time_complete[i] is true once every chunk of step i is written",
         "geoproc:chunks": "all",
     }
