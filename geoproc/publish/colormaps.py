@@ -43,6 +43,8 @@ class LayerStyle:
     vmax: float = 1.0
     stops: tuple[RGBA, ...] = field(default_factory=tuple)
     """Colours of a continuous ramp from vmin to vmax (evenly spaced)."""
+    colormap_name: str = "inferno"
+    """The matplotlib/rio-tiler colormap closest to ``stops`` (render extension hint)."""
     bitfields: tuple[BitField, ...] = ()
     """Fields of a bit-field variable (CF flag_masks), published as STAC bit fields."""
 
@@ -74,6 +76,21 @@ class LayerStyle:
         scaled = (np.asarray(values, dtype="float64") - self.vmin) / (self.vmax - self.vmin)
         scaled = np.nan_to_num(scaled, nan=0.0, posinf=1.0, neginf=0.0)
         return np.clip(np.round(scaled * 255.0), 0, 255).astype("uint8")
+
+    def render(self, asset: str, attrs: dict) -> dict:
+        """Render extension entry drawing ``asset`` as the viewer does (stored-value stretch)."""
+        out: dict = {"title": self.title, "assets": [asset]}
+        if self.is_classes:
+            out["colormap"] = {str(c.value): list(c.rgba) for c in self.classes}
+            out["resampling"] = "nearest"
+            return out
+        scale = float(attrs.get("scale_factor", 1.0)) or 1.0
+        offset = float(attrs.get("add_offset", 0.0))
+        lo, hi = (self.vmin - offset) / scale, (self.vmax - offset) / scale
+        out["rescale"] = [[lo, hi]]
+        out["colormap_name"] = self.colormap_name
+        out["resampling"] = "nearest" if self.is_categorical else "bilinear"
+        return out
 
     def legend(self) -> dict:
         """JSON-ready legend for the viewer."""
@@ -117,13 +134,22 @@ _GREYS = ((20, 20, 20, 255), (240, 240, 240, 255))
 
 STYLES: dict[str, LayerStyle] = {
     "water_probability": LayerStyle(
-        title="Water probability", units="%", vmin=0, vmax=100, stops=_BLUES
+        title="Water probability",
+        units="%",
+        vmin=0,
+        vmax=100,
+        stops=_BLUES,
+        colormap_name="blues",
     ),
     "lst": LayerStyle(
         title="Land surface temperature", units="K", vmin=250.0, vmax=330.0, stops=_INFERNO
     ),
-    "emissivity": LayerStyle(title="Emissivity", units="1", vmin=0.9, vmax=1.0, stops=_GREYS),
-    "canopy_cover": LayerStyle(title="Canopy cover", units="%", vmin=0, vmax=100, stops=_GREENS),
+    "emissivity": LayerStyle(
+        title="Emissivity", units="1", vmin=0.9, vmax=1.0, stops=_GREYS, colormap_name="greys"
+    ),
+    "canopy_cover": LayerStyle(
+        title="Canopy cover", units="%", vmin=0, vmax=100, stops=_GREENS, colormap_name="greens"
+    ),
 }
 
 PRIMARY_VARIABLE: dict[str, str] = {"flood": "water", "lst": "lst", "canopy": "canopy_class"}

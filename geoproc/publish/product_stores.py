@@ -42,11 +42,11 @@ class ProductStore:
 
     @property
     def crs(self) -> CRS:
-        return _store_crs(self.dataset, self.url)
+        return store_crs(self.dataset, self.url)
 
     @property
     def transform(self) -> Affine:
-        return _grid_transform(self.dataset, self.url)
+        return grid_transform(self.dataset, self.url)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -265,7 +265,7 @@ def open_product_store(url: str, *, product: str, tile: str) -> ProductStore:
     return ProductStore(product=product, tile=tile, url=url, dataset=ds)
 
 
-def _store_crs(ds: xr.Dataset, url: str) -> CRS:
+def store_crs(ds: xr.Dataset, url: str) -> CRS:
     ref = ds.coords.get("spatial_ref")
     if ref is None:
         for var in ds.data_vars.values():
@@ -283,7 +283,7 @@ def _store_crs(ds: xr.Dataset, url: str) -> CRS:
     )
 
 
-def _grid_transform(ds: xr.Dataset, url: str) -> Affine:
+def grid_transform(ds: xr.Dataset, url: str) -> Affine:
     x = np.asarray(ds["x"].values, dtype="float64")
     y = np.asarray(ds["y"].values, dtype="float64")
     if x.size < 2 or y.size < 2:

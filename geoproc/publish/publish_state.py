@@ -31,7 +31,7 @@ import rasterio
 
 from geoproc import __version__, storage
 
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 """Bump whenever the bytes publishing makes from the same inputs change (COG options,
 item layout, thumbnail rendering): every date is then published again once."""
 

@@ -7,6 +7,7 @@ Output layout under the run's output URL (local path, file:// or s3://):
     tiles/{product}/{date}/{z}/{x}/{y}.png        WebMercatorQuad XYZ pyramid
     tiles/{product}/layer.json                    the layer's dates, tiles, legend
     stac/catalog.json, stac/{product}/collection.json, stac/{product}/{id}/{id}.json
+    stac/cubes/collection.json, stac/cubes/cube-{tile}/cube-{tile}.json   the Zarr cubes
     viewer/index.html, viewer/run-{run_id}.html   offline map of every published layer
     publish-state/{product}.json                  what each date was made from (reruns)
 
@@ -43,6 +44,8 @@ from geoproc.publish import stac_items, web_tiles
 from geoproc.publish.atomic import ObjectWriter
 from geoproc.publish.cog import cog_bytes, nodata_of
 from geoproc.publish.colormaps import LayerStyle, primary_variable, style_for
+from geoproc.publish.cube_items import publish_cubes
+from geoproc.publish.datacube import cube_fields, zarr_asset
 from geoproc.publish.product_stores import ProductStore, find_product_stores
 from geoproc.publish.publish_state import (
     ProductState,
@@ -98,6 +101,7 @@ def publish_run(
     root = storage.parse_url(out_url)
     stores = find_product_stores(root.url, products=products)
     aoi_bounds, tile_filter = _parse_aoi(aoi)
+    all_stores = stores
     if tile_filter is not None:
         stores = [s for s in stores if s.tile in tile_filter]
         if not stores:
@@ -110,9 +114,13 @@ def publish_run(
         (i for s in stores for label, v in s.steps() for i in s.source_items(label, v)),
         catalog_url=source_catalog,
     )
+    # Tiles outside --aoi keep what they had: their stores come along so the Collection,
+    # the pyramids and the state still cover them, but nothing of theirs is re-encoded.
+    selected_products = {s.product for s in stores}
     by_product: dict[str, list[ProductStore]] = defaultdict(list)
-    for store in stores:
-        by_product[store.product].append(store)
+    for store in all_stores:
+        if store.product in selected_products:
+            by_product[store.product].append(store)
 
     summary: dict = {"run_id": run_id, "out": root.url, "products": {}}
     collections: list[dict] = []
@@ -130,9 +138,11 @@ def publish_run(
                 aoi_bounds=aoi_bounds,
                 validate=validate,
                 full_items=bool(stac_api),
+                only_tiles=tile_filter,
             )
             collections.append(collection)
             all_items.extend(items)
+    summary["cubes"] = publish_cubes(writer, tiles=tile_filter, validate=validate)
     catalog = stac_items.build_catalog(_published_products(writer))
     catalog_bytes = stac_items.to_json_bytes(catalog)
     if validate and not writer.holds("stac/catalog.json", catalog_bytes):
@@ -172,6 +182,7 @@ def _publish_product(
     aoi_bounds: tuple[float, float, float, float] | None,
     validate: bool,
     full_items: bool,
+    only_tiles: set[str] | None = None,
 ) -> tuple[dict, dict, list[dict]]:
     """One product: each date's COGs, thumbnail and Item (only where inputs changed), the
     Collection, the web-tile pyramids and the publish state. Returns (summary, collection,
@@ -191,6 +202,9 @@ def _publish_product(
     resolutions: list[float] = []
     primary = None
     primary_style: LayerStyle | None = None
+    style_for_render: LayerStyle | None = None
+    primary_attrs: dict = {}
+    store_assets: dict[str, dict] = {}
     reused = encoded = 0
     for store in sorted(stores, key=lambda s: s.tile):
         variables = store.variables()
@@ -204,6 +218,14 @@ def _publish_product(
         var_attrs = {name: dict(store.dataset[name].attrs) for name in variables}
         styles = {name: style_for(name, var_attrs[name], product=product) for name in variables}
         primary_style = styles[primary]
+        style_for_render, primary_attrs = styles[primary], var_attrs[primary]
+        store_assets[f"zarr-{store.tile}"] = {
+            **zarr_asset(
+                f"../../products/{product}/{store.tile}.zarr",
+                title=f"{product} product store of tile {store.tile} (all dates)",
+            ),
+            **cube_fields(store.dataset, crs=crs, transform=transform),
+        }
         for name in variables:
             attrs, style = var_attrs[name], styles[name]
             entry = {"type": stac_items.COG_MEDIA_TYPE, "roles": ["data"]}
@@ -231,10 +253,17 @@ def _publish_product(
         if key is not None:
             state.stores[store.tile] = key
         whole_store_unchanged = key is not None and previous.stores.get(store.tile) == key
+        outside = only_tiles is not None and store.tile not in only_tiles
+        if outside:
+            state.stores.pop(store.tile, None)
+            if store.tile in previous.stores:
+                state.stores[store.tile] = previous.stores[store.tile]
         for label, value in steps:
             record_key = f"{store.tile}/{label}"
             old = previous.steps.get(record_key)
-            if whole_store_unchanged and old is not None and files_present(old, sizes):
+            if outside and (old is None or not files_present(old, sizes)):
+                continue  # not published before, and not asked for now
+            if outside or (whole_store_unchanged and old is not None and files_present(old, sizes)):
                 record = old
             else:
                 sources = store.source_items(label, value)
@@ -296,11 +325,6 @@ def _publish_product(
     changed = encoded > 0 or set(state.steps) != set(previous.steps)
     state.run_id = run_id if changed or previous.run_id is None else previous.run_id
     item_assets["thumbnail"] = {"type": "image/png", "roles": ["thumbnail"], "title": "quicklook"}
-    item_assets["zarr"] = {
-        "type": stac_items.ZARR_MEDIA_TYPE,
-        "roles": ["data"],
-        "title": "product store (all dates of the tile)",
-    }
     store_attrs = dict(stores[0].dataset.attrs)
     card = _model_card(store_attrs)
     card_asset = None
@@ -325,6 +349,8 @@ def _publish_product(
         units=units,
         run_id=state.run_id,
         model_card=card_asset,
+        store_assets=store_assets,
+        renders={product: style_for_render.render(primary, primary_attrs)} if primary else None,
     )
     collection_bytes = stac_items.to_json_bytes(collection)
     if validate and not writer.holds(f"stac/{product}/collection.json", collection_bytes):
@@ -409,11 +435,9 @@ def _publish_step(
         )
         relpath = f"{folder}/{name}.tif"
         writer.put(relpath, data)
-        fields = {
-            "raster:bands": [
-                stac_items.raster_band(values.dtype.name, attrs, nodata_of(values.dtype, attrs))
-            ]
-        }
+        nodata = nodata_of(values.dtype, attrs)
+        stats = None if style.is_categorical else values
+        fields = {"raster:bands": [stac_items.raster_band(values.dtype.name, attrs, nodata, stats)]}
         fields.update(stac_items.classification_fields(style))
         assets.append(
             stac_items.AssetFile(
@@ -449,7 +473,6 @@ def _publish_step(
         transform=transform,
         shape=shape,
         assets=assets,
-        zarr_relpath=f"products/{product}/{store.tile}.zarr",
         sources=sources,
         source_hrefs=source_hrefs,
         run_id=run_id,

@@ -5,9 +5,11 @@ Conventions (STAC 1.1.0, https://github.com/radiantearth/stac-spec; extension ve
 limited to those in the offline schema mirror): COG assets carry ``file:checksum`` as a
 sha2-256 multihash (``1220`` + hex digest, https://multiformats.io/multihash) and
 ``file:size``, ``raster:bands`` (nodata, scale, offset, unit) and, on class maps,
-``classification:classes``; the product store is a Zarr asset (media type
-``application/vnd+zarr``) with ``xarray:open_kwargs`` so ``xr.open_dataset(**kwargs)``
-works; provenance goes to ``processing:*`` and ``derived_from`` links. All links and asset
+``classification:classes`` / ``classification:bitfields`` and, on continuous layers,
+``raster:bands`` statistics; each tile's product store is a Zarr asset of the Collection
+(media type ``application/vnd+zarr``, ``cube:*`` fields and ``xarray:open_kwargs`` so
+``xr.open_dataset(href, **kwargs)`` works), described once rather than on every date's
+Item; the Collection's ``renders`` tell a tiler how to draw the layer; provenance goes to ``processing:*`` and ``derived_from`` links. All links and asset
 hrefs are relative, so the catalog works from a local folder and from a bucket, and no
 timestamp of the publishing itself is recorded, so a rerun yields the same bytes.
 """
@@ -39,6 +41,8 @@ EXT = {
     "xarray": "https://stac-extensions.github.io/xarray-assets/v1.0.0/schema.json",
     "classification": "https://stac-extensions.github.io/classification/v1.1.0/schema.json",
     "scientific": "https://stac-extensions.github.io/scientific/v1.0.0/schema.json",
+    "datacube": "https://stac-extensions.github.io/datacube/v2.3.0/schema.json",
+    "render": "https://stac-extensions.github.io/render/v2.0.0/schema.json",
 }
 _UP = "../../../"
 """From ``stac/{product}/{item}/{item}.json`` back to the output root."""
@@ -72,7 +76,10 @@ def item_relpath(product: str, ident: str) -> str:
     return f"stac/{product}/{ident}/{ident}.json"
 
 
-def raster_band(dtype: str, attrs: dict, nodata: float | int | None) -> dict:
+def raster_band(
+    dtype: str, attrs: dict, nodata: float | int | None, values: np.ndarray | None = None
+) -> dict:
+    """``raster:bands`` entry; with ``values``, their statistics (stored values, nodata left out)."""
     band: dict = {"data_type": _raster_dtype(dtype)}
     if nodata is not None:
         band["nodata"] = "nan" if isinstance(nodata, float) and np.isnan(nodata) else nodata
@@ -82,7 +89,33 @@ def raster_band(dtype: str, attrs: dict, nodata: float | int | None) -> dict:
         band["scale"] = float(attrs["scale_factor"])
     if "add_offset" in attrs:
         band["offset"] = float(attrs["add_offset"])
+    if values is not None:
+        band["statistics"] = band_statistics(values, nodata)
     return band
+
+
+def band_statistics(values: np.ndarray, nodata: float | int | None) -> dict:
+    """Minimum, maximum, mean, stddev and valid_percent of the valid pixels."""
+    data = np.asarray(values)
+    valid = (
+        np.isfinite(data) if np.issubdtype(data.dtype, np.floating) else np.ones(data.shape, bool)
+    )
+    if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
+        valid &= data != nodata
+    stats: dict = {"valid_percent": round(100.0 * float(valid.mean()) if data.size else 0.0, 4)}
+    if valid.any():
+        picked = data[valid].astype("float64")
+        stats.update(
+            minimum=_round(picked.min()),
+            maximum=_round(picked.max()),
+            mean=_round(picked.mean()),
+            stddev=_round(picked.std()),
+        )
+    return stats
+
+
+def _round(value: float) -> float:
+    return float(f"{float(value):.6g}")
 
 
 def classification_classes(style: LayerStyle) -> list[dict]:
@@ -157,7 +190,6 @@ def build_item(
     transform: Affine,
     shape: tuple[int, int],
     assets: list[AssetFile],
-    zarr_relpath: str,
     sources: list[str],
     source_hrefs: dict[str, str],
     run_id: str,
@@ -198,7 +230,7 @@ def build_item(
     if not _proj_code(crs):
         item.properties.pop("proj:code")
         item.properties["proj:wkt2"] = crs.to_wkt()
-    extensions = {EXT["proj"], EXT["file"], EXT["processing"], EXT["xarray"]}
+    extensions = {EXT["proj"], EXT["file"], EXT["processing"]}
     for asset in assets:
         fields = {
             "file:checksum": multihash_sha256(asset.data),
@@ -219,16 +251,6 @@ def build_item(
                 extra_fields=fields,
             ),
         )
-    item.add_asset(
-        "zarr",
-        pystac.Asset(
-            href=_UP + zarr_relpath,
-            media_type=ZARR_MEDIA_TYPE,
-            roles=["data"],
-            title=f"{product} product store of tile {tile} (all dates)",
-            extra_fields={"xarray:open_kwargs": {"engine": "zarr", "chunks": {}}},
-        ),
-    )
     item.stac_extensions = sorted(extensions)
     out = item.to_dict(include_self_link=False, transform_hrefs=False)
     out["links"] = [
@@ -253,11 +275,16 @@ def build_collection(
     units: list[str],
     run_id: str,
     model_card: AssetFile | None = None,
+    store_assets: dict[str, dict] | None = None,
+    renders: dict[str, dict] | None = None,
 ) -> dict:
     """The Collection of one product, linking every item relatively.
 
     ``model_card`` (relpath relative to the collection folder) becomes an asset with role
     ``metadata``; otherwise the method text is the algorithm reference (``sci:citation``).
+    ``store_assets`` are the product's Zarr stores (one per tile, all dates: described
+    once here, not on every date's Item); ``renders`` the render extension's default
+    rendering of the drawn layer (so a tiler draws it without guessing a stretch).
     """
     bboxes = [i["bbox"] for i in items]
     spatial = [
@@ -305,6 +332,10 @@ def build_collection(
                 "file:size": len(model_card.data),
             }
         }
+    if store_assets:
+        out.setdefault("assets", {}).update(store_assets)
+    if renders:
+        out["renders"] = renders
     out["sci:citation"] = method
     out.update(_provenance(product, run_id, store_attrs))
     out["stac_extensions"] = sorted(
@@ -313,6 +344,11 @@ def build_collection(
             EXT["scientific"],
             EXT["classification"] if class_summaries else "",
             EXT["file"] if model_card is not None else "",
+            EXT["xarray"] if store_assets else "",
+            EXT["datacube"]
+            if any("cube:variables" in a for a in (store_assets or {}).values())
+            else "",
+            EXT["render"] if renders else "",
         }
         - {""}
     )
@@ -345,7 +381,10 @@ def build_collection(
 def build_catalog(products: list[str]) -> dict:
     catalog = pystac.Catalog(
         id="geoproc",
-        description="geoproc outputs: flood extent, land surface temperature and tree canopy.",
+        description=(
+            "geoproc outputs: flood extent, land surface temperature and tree canopy maps "
+            "(COG per date, Zarr store per tile) and the analysis-ready cubes they were made from."
+        ),
         title="geoproc",
     )
     out = catalog.to_dict(include_self_link=False, transform_hrefs=False)

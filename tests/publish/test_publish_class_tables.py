@@ -138,7 +138,6 @@ def test_item_with_classes_and_bitfields_validates_offline():
         transform=TRANSFORM,
         shape=(8, 8),
         assets=assets,
-        zarr_relpath="products/flood/T.zarr",
         sources=[],
         source_hrefs={},
         run_id="r",

@@ -158,3 +158,20 @@ def test_a_deleted_output_is_published_again(tmp_path, encode_counter):
     assert encode_counter["cog"] == len(FLOOD_VARIABLES)  # that date of that tile only
     assert summary["objects"]["written"] == 1  # the other bytes came out identical
     assert snapshot(out) == before
+
+
+def test_publishing_one_tile_keeps_the_other_tiles_outputs(tmp_path, encode_counter):
+    out = tmp_path / "out"
+    _write_flood(out, DATES)
+    publish_run(str(out), run_id="run-1")
+    before = snapshot(out)
+    encode_counter.update(cog=0, pyramid=0)
+    first, second = sorted(TILES)
+    (out / "cog" / "flood" / first / DATES[0] / "water.tif").unlink()
+    summary = publish_run(str(out), run_id="run-1", aoi=first)
+    assert summary["objects"]["removed"] == 0
+    assert encode_counter["cog"] == len(FLOOD_VARIABLES)  # the lost date of that tile only
+    assert snapshot(out) == before  # the other tile's COGs, items and tiles are all kept
+    collection = json.loads((out / "stac" / "flood" / "collection.json").read_text())
+    assert len([ln for ln in collection["links"] if ln["rel"] == "item"]) == 4
+    assert sorted(collection["assets"]) == [f"zarr-{first}", f"zarr-{second}"]

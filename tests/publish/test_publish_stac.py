@@ -58,7 +58,7 @@ def test_stac_validator_cli_with_local_schema_map(published):
         maps: list[str] = []
         core = [
             p.relative_to(root).as_posix()
-            for base in ("schemas.stacspec.org/v1.1.0", "geojson.org")
+            for base in ("schemas.stacspec.org/v1.1.0", "geojson.org", "proj.org")
             for p in (root / base).rglob("*.json")
         ]
         ext = [u.removeprefix("https://") for u in doc.get("stac_extensions", [])]
@@ -80,7 +80,8 @@ def test_item_assets_checksums_proj_and_links(published):
     path = published / "stac" / "flood" / ident / f"{ident}.json"
     item = pystac.Item.from_file(str(path))
     assert item.datetime.date().isoformat() == DATES[0]
-    assert set(item.assets) == {"water", "water_probability", "thumbnail", "zarr"}
+    # the product store is an asset of the Collection, not of every date's Item
+    assert set(item.assets) == {"water", "water_probability", "thumbnail"}
     for key in ("water", "water_probability", "thumbnail"):
         asset = item.assets[key]
         href = Path(asset.get_absolute_href())
@@ -117,21 +118,30 @@ def test_zarr_asset_opens_with_its_open_kwargs(published):
     tile = sorted(TILES)[1]
     ident = f"lst-{tile}-{DATES[1]}"
     item = json.loads((published / "stac" / "lst" / ident / f"{ident}.json").read_text())
-    zarr_asset = item["assets"]["zarr"]
+    collection = json.loads((published / "stac" / "lst" / "collection.json").read_text())
+    zarr_asset = collection["assets"][f"zarr-{tile}"]
     assert zarr_asset["type"] == "application/vnd+zarr"
     assert zarr_asset["roles"] == ["data"]
-    href = (published / "stac" / "lst" / ident / zarr_asset["href"]).resolve()
+    href = (published / "stac" / "lst" / zarr_asset["href"]).resolve()
     ds = xr.open_dataset(href, **zarr_asset["xarray:open_kwargs"])
     cog = (published / "stac" / "lst" / ident / item["assets"]["lst"]["href"]).resolve()
     with rasterio.open(cog) as src:
         np.testing.assert_array_equal(src.read(1), ds["lst"].isel(time=1).values)
+    # datacube fields describe the store without opening it
+    dims = zarr_asset["cube:dimensions"]
+    assert dims["time"]["values"] == [f"{d}T00:00:00Z" for d in DATES]
+    assert dims["x"]["reference_system"] == 32633 and dims["x"]["step"] == 30.0
+    assert dims["x"]["extent"][1] - dims["x"]["extent"][0] == 30.0 * ds.sizes["x"]
+    assert zarr_asset["cube:variables"]["lst"]["dimensions"] == ["time", "y", "x"]
+    assert zarr_asset["cube:variables"]["lst"]["unit"] == "K"
 
 
 def test_collections_summarise_classes_units_and_method(published):
     flood = json.loads((published / "stac" / "flood" / "collection.json").read_text())
     assert [c["value"] for c in flood["summaries"]["classification:classes"]] == [0, 1, 2]
     assert "OPERA DSWx-HLS ATBD" in flood["sci:citation"]
-    assert set(flood["item_assets"]) == {"water", "water_probability", "thumbnail", "zarr"}
+    assert set(flood["item_assets"]) == {"water", "water_probability", "thumbnail"}
+    assert sorted(flood["assets"]) == [f"zarr-{tile}" for tile in sorted(TILES)]
     items = [link for link in flood["links"] if link["rel"] == "item"]
     assert len(items) == 4
     assert flood["extent"]["temporal"]["interval"] == [
