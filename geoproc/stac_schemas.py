@@ -50,12 +50,17 @@ def _local_path(url: str) -> Path:
     return schema_root() / parsed.netloc / parsed.path.lstrip("/")
 
 
-@lru_cache(maxsize=512)
 def _retrieve(uri: str) -> Resource:
+    """The schema of a URL from the schema root (looked up each time: the override may change)."""
     path = _local_path(uri)
     if not path.is_file():
         raise NoSuchResource(ref=uri)
-    return Resource.from_contents(json.loads(path.read_text()))
+    return _load(str(path))
+
+
+@lru_cache(maxsize=512)
+def _load(path: str) -> Resource:
+    return Resource.from_contents(json.loads(Path(path).read_text()))
 
 
 @lru_cache(maxsize=1)
