@@ -37,7 +37,6 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import dask.array as da
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
@@ -519,16 +518,21 @@ def _chunk_codecs() -> list:
 
 
 def _write_template(store, tile, steps, band_names, qa_vars, options) -> None:
-    n = len(steps)
+    """Every array's metadata with an empty time axis; `_write_layout` then sizes it.
+
+    Why empty: xarray writes numpy-backed variables eagerly, and a full-length template
+    would need lazy (dask) zeros to avoid writing data - importing dask.array costs more
+    than the rest of a small build's start-up. Resizing writes only metadata.
+    """
+    steps = list(steps)[:0]
+    n = 0
     shape = (n, *tile.shape)
     chunks = (1, min(CHUNK_YX, tile.tile_size_px), min(CHUNK_YX, tile.tile_size_px))
     data, encoding = {}, {}
     for name in [*band_names, *qa_vars]:
         enc = variable_encoding(name, sar_db=options.sar_db)
         dtype = np.uint8 if enc.dtype == "uint8" else np.float32
-        data[name] = xr.Variable(
-            ("time", "y", "x"), da.zeros(shape, dtype, chunks=chunks), enc.attrs
-        )
+        data[name] = xr.Variable(("time", "y", "x"), np.zeros(shape, dtype), enc.attrs)
         e = {"dtype": enc.dtype, "chunks": chunks, "_FillValue": enc.fill, "fill_value": enc.fill,
              "compressors": _chunk_codecs()}  # fmt: skip
         if name in qa_vars:
