@@ -135,6 +135,9 @@ def score_chip(
         "notes": notes,
         "water_share": float(truth[valid].mean()) if valid.any() else float("nan"),
         "reliability": _reliability(prob[valid] / 100.0, truth[valid]),
+        **_uncertainty_where_wrong(
+            np.asarray(out["uncertainty"].values)[valid], (pred != truth)[valid]
+        ),
     }
     return row
 
@@ -255,6 +258,20 @@ def _iou(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:
 def _false_positive_pct(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> float:
     land = valid & ~truth
     return float(100.0 * (pred & land).sum() / land.sum()) if land.any() else float("nan")
+
+
+def _uncertainty_where_wrong(entropy: np.ndarray, wrong: np.ndarray) -> dict:
+    """Share of wrong pixels, and of all pixels, whose entropy is >= 0.5 bit (p in ~0.11-0.89).
+
+    Uncertainty is useful when the first share is far above the second.
+    """
+    uncertain = np.nan_to_num(entropy) >= 0.5
+    return {
+        "uncertain_share_of_errors": float(uncertain[wrong].mean())
+        if wrong.any()
+        else float("nan"),
+        "uncertain_share_of_pixels": float(uncertain.mean()) if uncertain.size else float("nan"),
+    }
 
 
 def _reliability(prob: np.ndarray, truth: np.ndarray) -> list[dict]:
