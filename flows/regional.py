@@ -1,6 +1,8 @@
 """Regional mapping flow: the pipeline's stages as Prefect tasks, one per stage and tile.
 
-Only wiring lives here: every task calls one `geoproc.pipeline` function, arrays stay in
+Only wiring lives here: the flow runs `geoproc.pipeline.run_pipeline` (the CLI's very
+loop: same stages, same skips, same errors) with an executor whose every call is a Prefect
+task, so the flow and the CLI cannot drift. Each task calls one `geoproc.pipeline` function, arrays stay in
 the Zarr stores, and task results are small JSON records (so Prefect's result store never
 fills with arrays). Only transient errors (network, throttling, 5xx) are retried; a bad
 request fails at once with its message.
@@ -8,7 +10,7 @@ request fails at once with its message.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -58,34 +60,52 @@ _RETRY = {
 
 
 @task(name="plan-and-search", tags=["catalog"], **_RETRY)
-def plan_and_search(request: RunRequest):
-    tiles = pipeline.plan(request)
-    return tiles, pipeline.search(request, tiles)
+def plan_and_search(fn: Callable[..., Any], *args: Any):
+    return fn(*args)
 
 
 @task(name="build-cube", tags=["object-store"], **_RETRY)
-def build_cube(request: RunRequest, tile, steps, dask_address: str | None = None) -> dict:
-    return pipeline.dispatch_build_cube(request, tile, steps, dask_address=dask_address)
+def build_cube(fn: Callable[..., Any], *args: Any) -> dict:
+    return fn(*args)
 
 
 @task(name="run-product", tags=["object-store"], **_RETRY)
-def run_product(
-    request: RunRequest, product: str, tile_id: str, dask_address: str | None = None
-) -> dict:
-    return pipeline.dispatch_run_product(request, product, tile_id, dask_address=dask_address)
+def run_product(fn: Callable[..., Any], *args: Any) -> dict:
+    return fn(*args)
 
 
 @task(name="publish", tags=["object-store"], **_RETRY)
-def publish(request: RunRequest, run_id: str) -> dict:
-    return pipeline.publish(request, run_id)
+def publish(fn: Callable[..., Any], *args: Any) -> dict:
+    return fn(*args)
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
-def write_report(request: RunRequest, run_id: str, report: dict) -> str:
-    return pipeline.write_report(request, run_id, report)
+def write_report(fn: Callable[..., Any], *args: Any) -> str:
+    return fn(*args)
 
 
-@flow(name="regional-mapping", log_prints=True)
+class PrefectTasks:
+    """`geoproc.pipeline.Executor` running each stage call as a Prefect task (with the
+    stage's retries and tags); a stage's calls are submitted together, so tiles run in
+    parallel on the flow's task runner."""
+
+    TASKS = {
+        "plan-and-search": plan_and_search,
+        "build-cube": build_cube,
+        "run-product": run_product,
+        "publish": publish,
+        "write-report": write_report,
+    }
+
+    def map(self, stage: str, fn: Callable[..., Any], calls: list[tuple]) -> list:
+        futures = [self.TASKS[stage].submit(fn, *args) for args in calls]
+        return [f.result() for f in futures]
+
+
+# validate_parameters=False: RunRequest's `out: Location` annotation is imported only under
+# TYPE_CHECKING in geoproc/request.py (to keep the CLI's imports light), so pydantic cannot
+# build a model of the `request` parameter; RunRequest.create validates the request itself.
+@flow(name="regional-mapping", log_prints=True, validate_parameters=False)
 def regional_mapping(
     products: str | list[str] = "flood,lst,canopy",
     aoi: Any = None,
@@ -121,36 +141,9 @@ def regional_mapping(
         logger.info(
             "Dask scheduler %s, dashboard: %s", dask_address, dask_exec.dashboard_link(dask_address)
         )
-    run_id = pipeline.run_id_for(request)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    tiles, found = plan_and_search(request)
-    timings["search"] = time.perf_counter() - t0
-    logger.info("run %s: %d tile(s), %d items found", run_id, len(tiles), found.found)
-    t0 = time.perf_counter()
-    futures = {
-        t.id: build_cube.submit(request, t, found.tiles[t.id].steps, dask_address)
-        for t in tiles
-        if found.tiles[t.id].steps
-    }
-    cubes = {tid: f.result() for tid, f in futures.items()}
-    timings["cube"] = time.perf_counter() - t0
-    products_done: dict[str, dict] = {}
-    for product in request.products:  # products in turn, tiles in parallel: a time per product
-        t0 = time.perf_counter()
-        product_futures = {
-            tid: run_product.submit(request, product, tid, dask_address) for tid in cubes
-        }
-        products_done.update({f"{product}/{tid}": f.result() for tid, f in product_futures.items()})
-        timings[f"product:{product}"] = time.perf_counter() - t0
-    published = None
-    if publish_outputs and cubes:
-        t0 = time.perf_counter()
-        published = publish(request, run_id)
-        timings["publish"] = time.perf_counter() - t0
-    report = pipeline.summarise_run(
-        request, run_id, found=found, cubes=cubes, products=products_done, timings=timings,
-        published=published,
-    )  # fmt: skip
-    report["report_url"] = write_report(request, run_id, report)
-    return report
+    return pipeline.run_pipeline(
+        request,
+        publish_outputs=publish_outputs,
+        dask_address=dask_address,
+        executor=PrefectTasks(),
+    )

@@ -12,8 +12,9 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 from geoproc import __version__, dask_exec, run_report, storage
 from geoproc.catalog.search import SearchResult, TimeStep, search_tiles
@@ -22,6 +23,7 @@ from geoproc.cube.store import build_parameters, build_tile_store, cube_location
 from geoproc.errors import NoDataError
 from geoproc.grid import Tile, tiles_for_aoi
 from geoproc.product_runner import run_product_on_cube
+from geoproc.products import update_policy
 from geoproc.progress import NoProgress, Progress
 from geoproc.request import RunRequest, check_catalog
 
@@ -109,7 +111,7 @@ def run_product(request: RunRequest, product: str, tile_id: str) -> dict:
 
 
 def dispatch_build_cube(
-    request: RunRequest, tile: Tile, steps: list[TimeStep], *, dask_address: str | None = None
+    request: RunRequest, tile: Tile, steps: list[TimeStep], dask_address: str | None = None
 ) -> dict:
     """`build_cube` in this process, or as one task on the Dask scheduler at `dask_address`.
 
@@ -124,7 +126,7 @@ def dispatch_build_cube(
 
 
 def dispatch_run_product(
-    request: RunRequest, product: str, tile_id: str, *, dask_address: str | None = None
+    request: RunRequest, product: str, tile_id: str, dask_address: str | None = None
 ) -> dict:
     """`run_product` in this process, or as one task on the Dask scheduler at `dask_address`."""
     t0 = time.perf_counter()
@@ -206,8 +208,11 @@ def summarise_run(
         },
         "products": products,
         "product_steps_computed": {
-            k: v.get("steps", 0) for k, v in products.items() if v.get("status") == "written"
+            k: v.get("steps", 0)
+            for k, v in products.items()
+            if v.get("status") in ("written", "appended")
         },
+        "product_update_policy": {p: update_policy(p) for p in request.products},
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
         "links": run_report.links(published=published is not None),
     }
@@ -221,6 +226,30 @@ def write_report(request: RunRequest, run_id: str, report: dict) -> str:
     return run_report.write_run_report(request.out, run_id, report)["json"]
 
 
+class Executor(Protocol):
+    """Runs one stage's calls: in this process, as Prefect tasks (`flows/`), or on Dask.
+
+    ``stage`` names the stage (`plan-and-search`, `build-cube`, `run-product`, `publish`,
+    `write-report`) so an executor can attach its retries, tags and limits; the results
+    come back in the order of ``calls``. The stage logic (what to run, in what order,
+    which errors) stays in `run_pipeline`, so every executor runs the same pipeline.
+    """
+
+    def map(self, stage: str, fn: Callable[..., Any], calls: list[tuple]) -> list: ...
+
+
+class InProcess:
+    """Every call in this process, one after the other (the CLI's executor)."""
+
+    def map(self, stage: str, fn: Callable[..., Any], calls: list[tuple]) -> list:
+        return [fn(*args) for args in calls]
+
+
+def plan_and_search(request: RunRequest) -> tuple[list[Tile], SearchResult]:
+    tiles = plan(request)
+    return tiles, search(request, tiles)
+
+
 def run_pipeline(
     request: RunRequest,
     *,
@@ -228,18 +257,25 @@ def run_pipeline(
     publish_outputs: bool = True,
     dask_address: str | None = None,
     progress: Progress | None = None,
+    executor: Executor | None = None,
 ) -> dict:
-    """Every stage in order for every tile; returns the run report (also written to the store)."""
+    """Every stage in order for every tile; returns the run report (also written to the store).
+
+    ``executor`` runs the stages' calls (default: in this process); with ``dask_address``
+    each cube build and product run executes as one task on that Dask scheduler. Tiles with
+    a cube but no new scenes still get their products (skipped when unchanged); a request
+    for which no tile has a cube or a scene raises `NoDataError`, whatever the executor.
+    """
+    executor = executor or InProcess()
     progress = progress or NoProgress()
     run_id = run_id or run_id_for(request)
     timings: dict[str, float] = {}
     if dask_address:
         progress.message(f"Dask dashboard: {dask_exec.dashboard_link(dask_address) or 'none'}")
     t0 = time.perf_counter()
-    tiles = plan(request)
-    progress.message(f"plan: {len(tiles)} tile(s): {', '.join(t.id for t in tiles)}")
-    found = search(request, tiles)
+    [(tiles, found)] = executor.map("plan-and-search", plan_and_search, [(request,)])
     timings["search"] = time.perf_counter() - t0
+    progress.message(f"plan: {len(tiles)} tile(s): {', '.join(t.id for t in tiles)}")
     progress.message(
         f"search: {found.found} items, "
         + ", ".join(f"{tid}: {len(ts.steps)} steps" for tid, ts in found.tiles.items())
@@ -247,19 +283,26 @@ def run_pipeline(
 
     t0 = time.perf_counter()
     cubes: dict[str, dict] = {}
-    built: list[str] = []
-    progress.stage("cubes (time steps)", sum(len(found.tiles[t.id].steps) for t in tiles))
+    todo = []
     for tile in tiles:
         steps = found.tiles[tile.id].steps
         if not steps and not storage.exists(cube_location(request.out.url, tile.id)):
             cubes[tile.id] = {"status": "no data"}
-            continue
-        record = dispatch_build_cube(request, tile, steps, dask_address=dask_address)
+        else:
+            todo.append(tile)
+    progress.stage("cubes (time steps)", sum(len(found.tiles[t.id].steps) for t in tiles))
+    records = executor.map(
+        "build-cube",
+        dispatch_build_cube,
+        [(request, t, found.tiles[t.id].steps, dask_address) for t in todo],
+    )
+    built: list[str] = []
+    for tile, record in zip(todo, records, strict=True):
         cubes[tile.id] = record
         built.append(tile.id)
         progress.advance(
             f"{tile.id}: {len(record['steps_written'])} written, {record['steps_skipped']} already complete",
-            n=len(steps),
+            n=len(found.tiles[tile.id].steps),
         )
     progress.close()
     timings["cube"] = time.perf_counter() - t0
@@ -271,10 +314,14 @@ def run_pipeline(
 
     products: dict[str, dict] = {}
     progress.stage("products (product x tile)", len(request.products) * len(built))
-    for product in request.products:
+    for product in request.products:  # products in turn, tiles in parallel: a time per product
         t0 = time.perf_counter()
-        for tile_id in built:
-            record = dispatch_run_product(request, product, tile_id, dask_address=dask_address)
+        records = executor.map(
+            "run-product",
+            dispatch_run_product,
+            [(request, product, tile_id, dask_address) for tile_id in built],
+        )
+        for tile_id, record in zip(built, records, strict=True):
             products[f"{product}/{tile_id}"] = record
             progress.advance(f"{product} {tile_id}: {record['status']} ({record['steps']} step(s))")
         timings[f"product:{product}"] = time.perf_counter() - t0
@@ -283,7 +330,7 @@ def run_pipeline(
     published = None
     if publish_outputs:
         t0 = time.perf_counter()
-        published = publish(request, run_id)
+        [published] = executor.map("publish", publish, [(request, run_id)])
         timings["publish"] = time.perf_counter() - t0
         progress.message("publish: done")
     report = summarise_run(
@@ -295,5 +342,5 @@ def run_pipeline(
         timings=timings,
         published=published,
     )
-    report["report_url"] = write_report(request, run_id, report)
+    [report["report_url"]] = executor.map("write-report", write_report, [(request, run_id, report)])
     return report

@@ -51,3 +51,18 @@ def stage_blocking(module, variables: tuple[str, ...], options: dict) -> str:
         if p.default is not inspect.Parameter.empty
     }
     return blocking_of(module.SPEC).resolve(tuple(variables), options, defaults)
+
+
+POLICIES = {
+    "flood": (
+        "recomputed in full when a cube date is added: the reference water is the occurrence "
+        "over every date, so a new date can change older dates' reference/flood classes"
+    ),
+    "lst": "new dates appended; older dates never recomputed (each date is independent)",
+    "canopy": "recomputed when a cube date is added: a yearly composite uses every date of its year",
+}
+"""What a new cube date does to each product's store, for the run report."""
+
+
+def update_policy(name: str) -> str:
+    return POLICIES.get(name, "recomputed in full when its inputs change")
