@@ -38,8 +38,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import dask
-import dask.array as da
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
@@ -245,10 +243,19 @@ def read_step(
                 values[band.name] = v
                 any_valid |= np.isfinite(v)
         take = clear & any_valid & ~taken
-        for name, v in values.items():
-            out[name][take] = v[take]
-        if profile.qa:
-            qa_out[take] = q[take]
+        if not taken.any():
+            # first granule (the only one of most steps): keep its arrays, no gather/scatter
+            keep = ~take
+            for name, v in values.items():
+                v[keep] = np.nan
+                out[name] = v
+            if profile.qa:
+                qa_out = np.where(take, q, qa_out)
+        else:
+            for name, v in values.items():
+                out[name][take] = v[take]
+            if profile.qa:
+                qa_out[take] = q[take]
         taken |= take
     qa = {}
     if profile.qa:
@@ -307,12 +314,18 @@ def _read_band(
     dn, nodata = got
     valid = np.isfinite(dn) if nodata is None else (dn != nodata) & np.isfinite(dn)
     scale, offset = scale_offset(item, band, profile, ref)
-    value = dn.astype(np.float64) * scale + offset
+    # float32 in place: no full-size float64 temporaries (the store packs to the same integers)
+    value = dn.astype(np.float32)
+    value *= np.float32(scale)
+    value += np.float32(offset)
     if profile.family == "sar":
         valid &= value > 0
         if options.sar_db:
-            value = 10.0 * np.log10(np.where(valid, value, 1.0))
-    return np.where(valid, value, np.nan).astype(np.float32)
+            value[~valid] = 1.0
+            np.log10(value, out=value)
+            value *= np.float32(10.0)
+    value[~valid] = np.nan
+    return value
 
 
 def scale_offset(
@@ -386,6 +399,9 @@ def assemble_tile(
 
     Read errors are logged (the persisted build records them in the run record).
     """
+    import dask  # here, not at the top: importing dask.array costs ~1 s of every CLI start
+    import dask.array as da
+
     options = options or CubeOptions()
     names = cube_band_names(collections, options)
     qas = qa_names(collections)

@@ -67,14 +67,14 @@ def test_planetary_computer_signs_and_resigns_a_revoked_token(tmp_path, pc_sdk):
         step = _step(tmp_path, cog)
         first = read_step(step, TILE, ["red"], CubeOptions(), reader=reader)
         assert first.errors == [] and len(gate.issued) == 1  # one token for both assets
-        np.testing.assert_array_equal(first.bands["red"], _expected_red())
+        np.testing.assert_allclose(first.bands["red"], _expected_red(), rtol=1e-6)
         gate.valid.clear()  # the token expires server-side before its stated expiry
         # (new files: GDAL would answer the same URLs from its cache)
         later = _step(tmp_path, cog, item_id="g2")
         second = read_step(later, TILE, ["red"], CubeOptions(), reader=reader)
         assert second.errors == [] and len(gate.issued) == 2  # 403 -> re-signed once
         assert any(status == 403 for _, status in gate.requests)
-        np.testing.assert_array_equal(second.bands["red"], _expected_red())
+        np.testing.assert_allclose(second.bands["red"], _expected_red(), rtol=1e-6)
 
 
 def test_planetary_computer_token_near_expiry_is_replaced_before_use(tmp_path, pc_sdk):
@@ -111,7 +111,7 @@ def test_earthdata_bearer_token_reaches_gdal_and_a_missing_login_is_named(tmp_pa
         monkeypatch.setenv("EARTHDATA_TOKEN", "good-token")
         step = _step(tmp_path, cog, container="lp-prod-protected")
         data = read_step(step, TILE, ["red"], CubeOptions(), reader=reader)
-        np.testing.assert_array_equal(data.bands["red"], _expected_red())
+        np.testing.assert_allclose(data.bands["red"], _expected_red(), rtol=1e-6)
         monkeypatch.delenv("EARTHDATA_TOKEN")
         monkeypatch.setenv("NETRC", str(tmp_path / "no-such-netrc"))
         other = _step(tmp_path, cog, container="lp-prod-protected", item_id="g2")
