@@ -289,6 +289,9 @@ def _warp_read(
 @functools.lru_cache(maxsize=8)
 def _pixel_map(src_wkt: str, src_transform: tuple, src_shape: tuple, tile: Tile):
     """Source (row, col) of every tile pixel centre, the in-source mask and the read window."""
+    shifted = _pure_shift(src_wkt, src_transform, src_shape, tile)
+    if shifted is not False:
+        return shifted
     transformer = Transformer.from_crs(tile.epsg, CRS.from_wkt(src_wkt), always_xy=True)
     xs, ys = np.meshgrid(tile.x_coords, tile.y_coords)
     sx, sy = transformer.transform(xs, ys)
@@ -314,3 +317,27 @@ def _pixel_map(src_wkt: str, src_transform: tuple, src_shape: tuple, tile: Tile)
     dst_index = np.flatnonzero(inside)
     src_index = (r - r0) * (c1 - c0) + (c - c0)
     return window, dst_index, src_index
+
+
+def _pure_shift(src_wkt: str, src_transform: tuple, src_shape: tuple, tile: Tile):
+    """The window and slices when the source grid is the tile's grid shifted by whole pixels
+    (every HLS/S2 granule in its own UTM zone): no per-pixel index arrays (~80 MiB per
+    1024² tile). False when the grids differ, so the general mapping is used."""
+    a = Affine(*src_transform)
+    res = tile.resolution
+    if a.b != 0 or a.d != 0 or a.a != res or a.e != -res:
+        return False
+    dc = (tile.bounds[0] - a.c) / res
+    dr = (a.f - tile.bounds[3]) / res
+    if abs(dc - round(dc)) > 1e-9 or abs(dr - round(dr)) > 1e-9:
+        return False
+    if CRS.from_wkt(src_wkt).to_epsg(min_confidence=100) != tile.epsg:
+        return False
+    col0, row0 = int(round(dc)), int(round(dr))
+    n_rows, n_cols = tile.shape
+    ti0, ti1 = max(0, -row0), min(n_rows, src_shape[0] - row0)
+    tj0, tj1 = max(0, -col0), min(n_cols, src_shape[1] - col0)
+    if ti0 >= ti1 or tj0 >= tj1:
+        return None
+    window = (row0 + ti0, col0 + tj0, row0 + ti1, col0 + tj1)
+    return window, (slice(ti0, ti1), slice(tj0, tj1)), None

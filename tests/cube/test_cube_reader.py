@@ -109,3 +109,30 @@ def test_one_transient_rule_for_cube_and_flows():
     assert not is_transient(UsageError("bad --aoi, connection refused"))  # usage never retries
     assert not is_transient(StoreError("store locked"))
     assert is_transient(RuntimeError("read timed out"))
+
+
+@pytest.mark.parametrize(
+    ("dx", "dy", "shape"),
+    [(-300, 300, (80, 80)), (600, -900, (50, 70)), (-3000, 3000, (10, 10)), (0, 0, (64, 64))],
+)
+def test_pure_shift_fast_path_equals_the_per_pixel_mapping(dx, dy, shape, monkeypatch):
+    from affine import Affine
+    from pyproj import CRS
+
+    from geoproc.cube import read
+
+    wkt = CRS.from_epsg(TILE.epsg).to_wkt()
+    x0, _, _, y1 = TILE.bounds
+    transform = tuple(Affine(30.0, 0, x0 + dx, 0, -30.0, y1 + dy))[:6]
+    fast = read._pure_shift(wkt, transform, shape, TILE)
+    read._pixel_map.cache_clear()
+    monkeypatch.setattr(read, "_pure_shift", lambda *a: False)
+    general = read._pixel_map(wkt, transform, shape, TILE)
+    read._pixel_map.cache_clear()
+    assert (fast is None) == (general is None)
+    if fast is not None:
+        assert fast[:2] == general[:2]
+    # half a pixel off the grid: not a pure shift
+    off = tuple(Affine(30.0, 0, x0 + dx + 15, 0, -30.0, y1 + dy))[:6]
+    monkeypatch.undo()
+    assert read._pure_shift(wkt, off, shape, TILE) is False
