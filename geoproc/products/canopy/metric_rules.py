@@ -207,10 +207,6 @@ def rules_card(evaluation: dict | None = None) -> dict:
             "mlm:pretrained": False,
             "mlm:accelerator": None,
             "mlm:hyperparameters": thresholds,
-            "bands": [
-                {"name": b, "eo:common_name": b}
-                for b in ("blue", "green", "red", "nir08", "swir16", "swir22")
-            ],
             "geoproc:training": {
                 "ndvi_only_p10": (
                     "calibrated on REAL data: Sentinel-2 L1C NDVI series, Slovenia "
@@ -230,10 +226,10 @@ def rules_card(evaluation: dict | None = None) -> dict:
             "mlm:input": [
                 {
                     "name": "optical series",
-                    "bands": ["blue", "green", "red", "nir08", "swir16", "swir22"],
+                    "bands": [],
                     "input": {
-                        "shape": [-1, -1, 6],
-                        "dim_order": ["batch", "time", "bands"],
+                        "shape": [-1, -1, -1],
+                        "dim_order": ["batch", "time", "channel"],
                         "data_type": "float32",
                     },
                     "value_scaling": None,
@@ -242,8 +238,9 @@ def rules_card(evaluation: dict | None = None) -> dict:
                         "format": "python",
                         "expression": "geoproc.products.canopy.metrics:temporal_metrics",
                     },
-                    "description": "surface reflectance per date, NaN where masked; any "
-                    "subset with red and nir08/nir, or NDVI alone",
+                    "description": "surface reflectance per date, NaN where masked; channels: "
+                    "any subset of blue, green, red, nir/nir08, swir16, swir22 that holds red "
+                    "and nir08 or nir, or an ndvi variable alone (so no fixed band list)",
                 }
             ],
             "mlm:output": [
