@@ -246,8 +246,8 @@ def run(
         ds, p.emissivity, p.emissivity_uncertainty, thresholds, has12
     )
     atm = _atmosphere(ds, p.atmosphere, p.water_vapour)
-    column_sigma = (
-        p.scene_variability.column_relative
+    correction_sigma = (
+        p.scene_variability.correction_relative
         if _is_scene_constant(atm["transmittance_lwir11"], bt11)
         else 0.0
     )
@@ -284,7 +284,7 @@ def run(
                 eps["lwir11"],
                 sigma["lwir11"],
                 atmosphere_sigma=atm_sigma,
-                column_sigma=column_sigma,
+                correction_sigma=correction_sigma,
                 **rte_args,
             ),
             atm["rte_source"],

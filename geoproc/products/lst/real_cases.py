@@ -32,11 +32,7 @@ from geoproc.products.lst.planck import (
     radiance_from_bt,
     thermal_band,
 )
-from geoproc.products.lst.rte import (
-    AtmosphereUncertainty,
-    SceneAtmosphereVariability,
-    rte_uncertainty,
-)
+from geoproc.products.lst.rte import SceneAtmosphereVariability
 
 MODES = ("per_pixel", "scene_mean", "none")
 TARGETS = {
@@ -129,17 +125,17 @@ def _baselines(ds, mtl: Path, mode: str, ref, clear) -> dict:
 def calibrate(folders: Sequence[Path], *, leave_out: str | None = None) -> dict:
     """Uncertainty constants fitted on the real scenes in `folders` (all but `leave_out`).
 
-    * ``column_relative`` (`SceneAtmosphereVariability`): the RMS LST change from replacing the
-      per-pixel USGS atmosphere by its scene mean, over the RMS of the unit column sensitivity
-      (`rte_uncertainty` with ``column_sigma=1``), scenes weighted equally;
+    * ``correction_relative`` (`SceneAtmosphereVariability`): per scene, the RMS LST change
+      from replacing the per-pixel USGS atmosphere by its scene mean over the RMS atmospheric
+      correction; the median over scenes (each scene's weather is one draw, so the median
+      gives about half the scenes a wider and half a narrower spread than stated);
     * ``class_sigma``: per emissivity class, the RMS of NDVI-THM minus USGS ST_EMIS.
     """
     terms = [t for t in _calibration_terms(folders) if t["scene"] != leave_out]
     if not terms:
         raise NoDataError("No Landsat C2 L2 scene left to calibrate on; add scene folders.")
-    column = np.sqrt(
-        np.mean([np.mean(t["e_atm"] ** 2) for t in terms])
-        / np.mean([np.mean(t["unit_column"] ** 2) for t in terms])
+    correction = np.median(
+        [np.sqrt(np.mean(t["e_atm"] ** 2) / np.mean(t["correction"] ** 2)) for t in terms]
     )
     class_sigma = {}
     for code, name in emis.SURFACE_CLASSES.items():
@@ -147,11 +143,15 @@ def calibrate(folders: Sequence[Path], *, leave_out: str | None = None) -> dict:
         parts = [p for p in parts if p.size >= 5]
         if parts:
             class_sigma[name] = float(np.sqrt(np.mean([np.mean(p**2) for p in parts])))
-    return {"column_relative": float(column), "class_sigma": class_sigma, "scenes": len(terms)}
+    return {
+        "correction_relative": float(correction),
+        "class_sigma": class_sigma,
+        "scenes": len(terms),
+    }
 
 
 def leave_one_out(folders: Sequence[Path]) -> list[dict]:
-    """Scene-mean coverage of each scene with the column spread fitted on the other scenes."""
+    """Scene-mean coverage of each scene with the correction spread fitted on the other scenes."""
     from geoproc.products import lst
 
     rows = []
@@ -164,10 +164,10 @@ def leave_one_out(folders: Sequence[Path]) -> list[dict]:
             out = lst.run(
                 ds,
                 params=lst.LSTParams(
-                    scene_variability=SceneAtmosphereVariability(fit["column_relative"])
+                    scene_variability=SceneAtmosphereVariability(fit["correction_relative"])
                 ),
             )
-        # Only the column spread is refitted here; the class sigmas are module constants
+        # Only the correction spread is refitted here; the class sigmas are module constants
         # (their held-out coverage is in the notes of issue 16).
         ref = ds["st_lst"].values
         clear = ds["qa_clear"].values & np.isfinite(ref) & np.isfinite(out["lst"].values)
@@ -176,7 +176,7 @@ def leave_one_out(folders: Sequence[Path]) -> list[dict]:
         rows.append(
             {
                 "scene": name,
-                "column_relative": round(fit["column_relative"], 3),
+                "correction_relative": round(fit["correction_relative"], 3),
                 "coverage_1sigma": round(float(np.mean(np.abs(err) <= sigma)), 3),
             }
         )
@@ -196,26 +196,19 @@ def _calibration_terms(folders: Sequence[Path]) -> list[dict]:
             mean_atm = lst.run(sm, cloud_screen=False)["lst"].values[0]
             pixel_atm = lst.run(pp, cloud_screen=False)["lst"].values[0]
             band = thermal_band("lwir11", constants=constants_for_dataset(pp.attrs))
-            unit = rte_uncertainty(
-                pp["lwir11"].values[0],
-                own["emissivity"].values[0],
-                0.0,
-                transmittance=float(sm["atmos_transmittance_lwir11"][0]),
-                upwelling=float(sm["atmos_upwelling_lwir11"][0]),
-                downwelling=float(sm["atmos_downwelling_lwir11"][0]),
-                band=band,
-                atmosphere_sigma=AtmosphereUncertainty(0.0, 0.0, 0.0),
-                column_sigma=1.0,
+            emis_usgs = pp["emissivity_lwir11"].values[0]
+            bare = bt_from_radiance(
+                radiance_from_bt(pp["lwir11"].values[0], band) / emis_usgs, band
             )
         ref = pp["st_lst"].values[0]
         eps = own["emissivity"].values[0]
-        clear = pp["qa_clear"].values[0] & np.isfinite(ref + mean_atm + pixel_atm + eps + unit)
+        clear = pp["qa_clear"].values[0] & np.isfinite(ref + mean_atm + pixel_atm + eps + bare)
         cls = ((own["lst_qa"].values[0] >> lst.QA_CLASS_SHIFT) & 7).astype(int) - 1
         out.append(
             {
                 "scene": mtl.name.rsplit("_MTL", 1)[0],
                 "e_atm": (mean_atm - pixel_atm)[clear],
-                "unit_column": unit[clear],
+                "correction": (mean_atm + band.lst_offset_k - bare)[clear],
                 "d_eps": (eps - pp["st_emis"].values[0])[clear],
                 "cls": cls[clear],
             }

@@ -22,22 +22,22 @@ from geoproc.products.lst.planck import ThermalBand, bt_from_radiance, radiance_
 
 @dataclass(frozen=True)
 class AtmosphereUncertainty:
-    """One-sigma error of a per-pixel atmosphere at its pixel, for error propagation.
+    """One-sigma error of a given per-pixel atmosphere, for error propagation.
 
-    The defaults describe the interpolation of a per-pixel atmosphere map such as the USGS
-    ST_ATRAN/URAD/DRAD layers (reanalysis profiles run through MODTRAN at grid points and
-    interpolated in space and time, Cook et al. 2014): its error relative to that reference
+    Zero by default: the stated uncertainty is the retrieval's own error given its atmosphere,
+    the way it is judged against the USGS C2 ST (Cook et al. 2014), which uses that same
     atmosphere. The reanalysis' own error (about 0.02 in tau and 10 % in the path radiances,
-    Cook et al. 2014; the basis of the USGS ST_QA, Laraby & Schott 2018) is shared with the
-    reference product and would state kelvins where the retrieval differs from it by tenths
-    (issue 16: 10.2 K stated for a 0.8 K error); pass it here to state that error instead.
+    Cook et al. 2014; the basis of the USGS ST_QA, Laraby & Schott 2018) would state kelvins
+    where the retrieval differs from the reference by tenths (issue 16: 10.2 K stated for a
+    0.8 K error); pass ``AtmosphereUncertainty(0.02, 0.10, 0.10)`` for an error budget
+    against ground truth.
     """
 
-    transmittance: float = 0.005
+    transmittance: float = 0.0
     """Absolute one-sigma error of tau."""
-    upwelling_relative: float = 0.03
+    upwelling_relative: float = 0.0
     """Relative one-sigma error of Lu."""
-    downwelling_relative: float = 0.03
+    downwelling_relative: float = 0.0
     """Relative one-sigma error of Ld."""
 
 
@@ -45,16 +45,19 @@ class AtmosphereUncertainty:
 class SceneAtmosphereVariability:
     """How far the atmosphere of a pixel strays from a scene-mean atmosphere (one sigma).
 
-    Within a Landsat scene the column water vapour, and with it the whole band atmosphere,
-    varies with terrain and weather: the USGS per-pixel layers (Cook et al. 2014) spread by
-    tens of percent around their mean in humid scenes. The spread is modelled as one factor
-    scaling the atmospheric column together (``1 - tau``, ``Lu`` and ``Ld`` rise and fall
-    together with water vapour, Barsi et al. 2003, 2005), calibrated on real Landsat C2 L2
-    scenes by averaging their per-pixel layers (see `geoproc.products.lst.real_cases`).
+    Within a Landsat scene the column water vapour, and with it the band atmosphere, varies
+    with terrain and weather (the USGS per-pixel layers, Cook et al. 2014). Its effect is
+    modelled as a fraction of the atmospheric correction itself (LST with the atmosphere minus
+    LST without it): the correction scales with the water vapour column (Barsi et al. 2003,
+    2005), so a relative spread of the column gives a proportional spread of the correction.
+    Unlike a perturbation of tau, Lu and Ld, this stays linear as tau falls in humid scenes.
+    The fraction is the median over real Landsat C2 L2 scenes of RMS(LST with the scene-mean
+    layers - LST with the per-pixel layers) / RMS(correction)
+    (`geoproc.products.lst.real_cases.calibrate`).
     """
 
-    column_relative: float = 0.13
-    """Relative one-sigma spread of the column (1 - tau, Lu, Ld) around the scene mean."""
+    correction_relative: float = 0.10
+    """One-sigma spread of the atmospheric correction inside a scene, relative to it."""
 
 
 def forward_rte(lst, emissivity, *, transmittance, upwelling, downwelling, band: ThermalBand):
@@ -87,13 +90,13 @@ def rte_uncertainty(
     downwelling,
     band: ThermalBand,
     atmosphere_sigma: AtmosphereUncertainty = AtmosphereUncertainty(),
-    column_sigma: float = 0.0,
+    correction_sigma: float = 0.0,
 ):
     """One-sigma LST uncertainty (K): emissivity and atmosphere errors propagated in quadrature.
 
-    `column_sigma` adds the in-scene spread of a scene-mean atmosphere
-    (`SceneAtmosphereVariability`): tau, Lu and Ld perturbed together, ``d tau = -s (1 - tau)``,
-    ``d Lu = s Lu``, ``d Ld = s Ld``, their effects added linearly (they are correlated).
+    `correction_sigma` adds the in-scene spread of a scene-mean atmosphere
+    (`SceneAtmosphereVariability`): that fraction of ``|LST - LST without atmosphere|``, with
+    ``LST without atmosphere = T(L / eps)``.
 
     Analytic partial derivatives of the inversion: with ``B = L_surface / eps`` and
     ``dT/dB = T^2 K1 / (K2 B (B + K1))`` (the inverse band Planck law), ``dB/d eps =
@@ -117,11 +120,9 @@ def rte_uncertainty(
             / emissivity
             * atmosphere_sigma.downwelling_relative
             * abs(downwelling),
-            column_sigma
-            * (
-                (sensor - upwelling) * (1.0 - transmittance) / (transmittance**2 * emissivity)
-                - upwelling / (transmittance * emissivity)
-                - (1.0 - emissivity) * downwelling / emissivity
-            ),
         )
-        return abs(dt_db) * np.sqrt(sum(t * t for t in terms))
+        propagated = abs(dt_db) * np.sqrt(sum(t * t for t in terms))
+        if not correction_sigma:
+            return propagated
+        correction = lst - bt_from_radiance(sensor / emissivity, band)
+        return np.sqrt(propagated**2 + (correction_sigma * correction) ** 2)

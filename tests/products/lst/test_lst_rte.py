@@ -80,8 +80,20 @@ def test_uncertainty_grows_with_emissivity_and_atmosphere_errors():
     ref = abs(invert_rte(300.0, 0.98, **atm) - invert_rte(300.0, 0.96, **atm)) / 2
     assert only_eps == pytest.approx(ref, rel=0.02)
     assert 0.3 < only_eps < 1.0
-    both = rte_uncertainty(300.0, 0.97, 0.01, **atm)
+    # the default treats the given atmosphere as exact (the reference shares it) ...
+    assert rte_uncertainty(300.0, 0.97, 0.01, **atm) == pytest.approx(only_eps)
+    # ... the reanalysis budget of Cook et al. (2014) adds kelvins ...
+    cook = AtmosphereUncertainty(
+        transmittance=0.02, upwelling_relative=0.1, downwelling_relative=0.1
+    )
+    both = rte_uncertainty(300.0, 0.97, 0.01, atmosphere_sigma=cook, **atm)
     assert both > only_eps + 0.2
+    # ... and a scene-mean atmosphere adds 10 % of the atmospheric correction in quadrature
+    correction = invert_rte(300.0, 0.97, **atm) - invert_rte(
+        300.0, 0.97, transmittance=1.0, upwelling=0.0, downwelling=0.0, band=band
+    )
+    spread = rte_uncertainty(300.0, 0.97, 0.01, correction_sigma=0.1, **atm)
+    assert spread == pytest.approx(np.hypot(only_eps, 0.1 * correction), rel=1e-6)
 
 
 def test_analytic_uncertainty_matches_finite_differences_of_the_inversion():

@@ -105,7 +105,9 @@ def test_known_atmosphere_meets_sample_archive_target():
     assert (_qa_source(out.lst_qa) == lst.ATMOSPHERE_SOURCES["dataset"]).all()
     assert out.lst.dtype == np.float32 and out.lst_qa.dtype == np.uint16
     assert out.lst.dims == ("time", "y", "x")
-    assert float(out.lst_uncertainty.min()) > 0.3
+    # smallest on snow/ice (library emissivity, sigma 0.005) plus 10 % of the correction of a
+    # one-value-per-date atmosphere: about 0.15 K; never zero
+    assert float(out.lst_uncertainty.min()) > 0.1
 
 
 def test_water_and_snow_get_their_own_emissivity_and_class_bits():
