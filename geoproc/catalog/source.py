@@ -27,7 +27,7 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from geoproc.catalog.items import ParsedItem, parse_item
-from geoproc.errors import CatalogError, CredentialsError
+from geoproc.errors import CatalogError, CredentialsError, UsageError
 
 STATIC_NAMES = ("catalog.json", "collection.json")
 
@@ -45,6 +45,10 @@ class SearchLimits(BaseSettings):
     """Wall time one search may take before it is stopped."""
 
 
+class CatalogArgumentError(UsageError):
+    """``--catalog`` is none of the three kinds (exit 2, nothing is read or written)."""
+
+
 class SearchLimitError(CatalogError):
     """A search passed one of its bounds, or the catalog's paging repeated itself."""
 
@@ -60,21 +64,25 @@ class CatalogSource:
 
 
 def classify_catalog(catalog: str | os.PathLike) -> CatalogSource:
-    """The kind of a ``--catalog`` value (no network access; local paths must exist)."""
+    """The kind of a ``--catalog`` value (no network access; local paths must exist).
+
+    Commands call this once at the edge (instead of an http-only check) so ``run``,
+    ``backfill`` and ``cube build`` accept the same three kinds.
+    """
     text = os.fspath(catalog).strip()
     lower = text.lower().split("?", 1)[0]
     if lower.startswith(("http://", "https://", "s3://")):
         if lower.endswith(".json"):
             return CatalogSource("static", text)
         if lower.startswith("s3://"):
-            raise CatalogError(
+            raise CatalogArgumentError(
                 f"--catalog {text!r} is an s3:// URL but not a .json file: pass the URL of the "
                 "static catalog's catalog.json."
             )
         return CatalogSource("api", text.rstrip("/"))
     path = Path(text)
     if not path.exists():
-        raise CatalogError(
+        raise CatalogArgumentError(
             f"--catalog {text!r} is neither an http(s) STAC API URL, a static catalog.json nor "
             "an existing folder of item files: pass one of those."
         )

@@ -22,7 +22,7 @@ from geoproc.catalog.source import (
     classify_catalog,
     iter_catalog_items,
 )
-from geoproc.errors import CatalogError
+from geoproc.errors import UsageError
 from tests.helpers.cube_items import TILE, make_item
 
 
@@ -158,8 +158,11 @@ def test_catalog_kinds_are_classified_the_same_for_every_command(tmp_path):
     assert classify_catalog("s3://bucket/stac/catalog.json").kind == "static"
     assert classify_catalog(tmp_path / "catalog.json").kind == "static"
     assert classify_catalog(tmp_path / "items").kind == "folder"
-    with pytest.raises(CatalogError, match="--catalog"):
+    with pytest.raises(UsageError, match="--catalog") as err:
         classify_catalog(tmp_path / "missing")
+    assert err.value.exit_code == 2
+    with pytest.raises(UsageError, match="catalog.json"):
+        classify_catalog("s3://bucket/stac/")
 
 
 def test_static_catalog_json_is_walked_like_an_api(tmp_path):
