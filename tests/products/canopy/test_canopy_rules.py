@@ -35,11 +35,12 @@ def test_evergreen_broadleaf_is_not_conifer_and_conifer_is():
     assert (cls[:, :3] == 1).all() and (cls[:, 3:] == 2).all()
 
 
-def test_masked_everywhere_pixel_is_nodata_in_every_variable():
+@pytest.mark.parametrize("method", ["rules", "metrics"])
+def test_masked_everywhere_pixel_is_nodata_in_every_variable(method):
     ds = synthetic_dataset(class_grid(["broadleaf"], repeat=3), seed=5)
     for band in ds.data_vars:
         ds[band][:, 1, 1] = np.nan
-    out = canopy.run(ds, method="rules").isel(year=0)
+    out = canopy.run(ds, method=method).isel(year=0)
     for name in ("canopy_class", "canopy_cover", "canopy_probability"):
         assert out[name].values[1, 1] == 255, name
         assert (out[name].values[0] != 255).all(), name
