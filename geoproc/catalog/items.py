@@ -90,6 +90,25 @@ class ParsedItem(Mapping):
     def __len__(self) -> int:
         return len(self.raw)
 
+    def to_dict(self) -> dict[str, Any]:
+        """A deep, mutable copy of the item JSON (for pystac, stackstac, odc-stac)."""
+        import copy
+
+        return copy.deepcopy(dict(self.raw))
+
+    def __reduce__(self):
+        # picklable for Dask worker processes (a mappingproxy is not)
+        return (parse_item, (self.to_dict(),), {"catalog": self.catalog, "source": self.source})
+
+    def __setstate__(self, state: dict) -> None:
+        object.__setattr__(self, "catalog", state["catalog"])
+        object.__setattr__(self, "source", state["source"])
+
+    def __deepcopy__(self, memo) -> dict[str, Any]:
+        # A deep copy is the mutable JSON: libraries that copy then edit an item dict
+        # (pystac.Item.from_dict, stackstac, odc-stac) accept a ParsedItem unchanged.
+        return self.to_dict()
+
     @property
     def properties(self) -> Mapping[str, Any]:
         return self.raw.get("properties") or {}

@@ -202,3 +202,17 @@ def test_unparseable_items_are_refused_with_the_source_named():
         parse_item({"id": "x", "properties": {"datetime": "yesterday"}}, source="f.json")
     with pytest.raises(CatalogError, match="no string id"):
         parse_item({"id": 7, "properties": {}}, source="f.json")
+
+
+def test_parsed_items_travel_to_workers_and_into_pystac():
+    import pickle
+
+    import pystac
+
+    item = parse_item(_load("stactools-landsat__LC09_L2SP_010065_20220129_02_T1.json"),
+                      catalog="https://planetarycomputer.microsoft.com/api/stac/v1", source="p1")  # fmt: skip
+    back = pickle.loads(pickle.dumps(item))  # Dask worker processes
+    assert (back.id, back.catalog, back.source) == (item.id, item.catalog, item.source)
+    assert back.fingerprint == item.fingerprint
+    assert pystac.Item.from_dict(item).id == item.id  # copies, never edits, the view
+    assert item.raw["assets"]["red"]["href"].endswith("SR_B4.TIF")
