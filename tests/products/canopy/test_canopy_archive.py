@@ -106,18 +106,25 @@ def test_unknown_granule_is_a_usage_error(tmp_path):
         granule_series(tmp_path, "99XXX")
 
 
-@pytest.mark.skipif(
-    not (DEFAULT_WEIGHTS_DIR / WEIGHTS_FILE).exists(), reason="shipped weights not trained yet"
+@pytest.mark.parametrize(
+    ("method", "f1_floor"),
+    [("metrics", 0.95), ("model", 0.90)],
+    ids=["default-metric-rules", "cnn-shipped-weights"],
 )
-def test_shipped_weights_meet_the_target_on_the_held_out_zone(sample_archive_small):
-    """Shipped weights are trained on zone 32 only; zone 33 is held out (F1 >= 0.90)."""
+def test_held_out_zone_of_the_sample_archive(sample_archive_small, method, f1_floor):
+    """The default rules (calibrated on real series, measured F1 0.968-0.996 on zone 33) and
+    the CNN (trained on zone 32 only; F1 1.0 when written) on a zone the CNN never saw."""
+    if method == "model" and not (DEFAULT_WEIGHTS_DIR / WEIGHTS_FILE).exists():
+        pytest.skip("shipped weights not trained yet")
     truth_dir = sample_archive_small / "truth" / "canopy_class"
     held_out = sorted(
         p.stem for p in truth_dir.glob("*.tif") if p.stem.lstrip("T").startswith("33")
     )
     assert held_out
     granule = held_out[0]
-    out = canopy.run(granule_series(sample_archive_small, granule), all_probabilities=True)
+    out = canopy.run(
+        granule_series(sample_archive_small, granule), method=method, all_probabilities=True
+    )
     with rasterio.open(truth_dir / f"{granule}.tif") as src:
         truth = src.read(1)
     result = score(
@@ -126,5 +133,5 @@ def test_shipped_weights_meet_the_target_on_the_held_out_zone(sample_archive_sma
         probabilities=out["canopy_class_probability"].values[0],
     )
     for name, figures in result["per_class"].items():
-        assert figures["f1"] >= 0.90, (name, figures)
+        assert figures["f1"] >= f1_floor, (name, figures)
         assert figures["roc_auc"] >= 0.95, (name, figures)
