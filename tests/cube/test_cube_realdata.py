@@ -134,3 +134,35 @@ def test_landsat_c2_l2_sr_st_and_atmosphere_layers_from_real_pixels(tmp_path):
         assert np.isnan(data.bands[name][cloudy | fill]).all(), name
     st = data.bands["st_temperature"][clear]
     assert 230 < np.nanmedian(st) < 300  # Greenland in July, kelvin
+
+
+def test_landsat_c2_l2_cube_store_holds_the_st_layers_with_cf_attributes(tmp_path):
+    """Through search and the store: ST layers are float32 with units, QA in `fmask`."""
+    import json
+
+    from geoproc.grid import Tile
+
+    folder = tmp_path / "items"
+    folder.mkdir()
+    for item in _landsat_items(tmp_path):
+        (folder / f"{item['collection']}-{item['id']}.json").write_text(json.dumps(item))
+    tile = Tile(24, False, 12, 211, tile_size_px=64, resolution=600.0)
+    rec = build_cubes(str(folder), collections=["landsat-c2-l2"], aoi=tile.id, start="2015-07-10",
+                      end="2015-07-10", out=str(tmp_path / "out"), tile_size_px=64,
+                      resolution=600.0, options=CubeOptions(bands=("red", "nir08", "st_temperature",
+                      "st_trad", "st_urad", "st_drad", "st_atran", "st_emis")))  # fmt: skip
+    assert rec["tiles"][tile.id]["asset_errors"] == []
+    ds = xr.open_zarr(tmp_path / "out" / "cubes" / f"{tile.id}.zarr")
+    assert list(ds.platform.values) == ["LC2"]
+    assert ds.attrs["geoproc:source_items"] == [[f"{_SCENE}_SR", f"{_SCENE}_ST"]]
+    assert (
+        ds.st_trad.encoding["dtype"] == np.float32
+        and ds.st_trad.attrs["units"] == "W m-2 sr-1 um-1"
+    )
+    assert ds.st_temperature.attrs["standard_name"] == "surface_temperature"
+    st = ds.st_temperature.values[0]
+    assert np.isfinite(st).sum() > 1000 and 230 < np.nanmedian(st) < 300
+    assert ((ds.fmask.values[0] != 255) & np.isfinite(ds.red.values[0])).sum() > 1000
+
+
+_SCENE = "LC08_L2SP_005009_20150710_20200908_02_T2"
