@@ -89,7 +89,7 @@ class SplitResult:
     tiles: list[tuple[int, int, int, int]] = field(default_factory=list)
     """Selected tiles as (row0, row1, col0, col1)."""
     method: str = "none"
-    """How the fit was found: `tiles`, `global` (KI split), `dark_mode` or `none`."""
+    """How the fit was found: `tiles`, `global` (KI split), `dark_mode`, `all_dark` or `none`."""
 
     @property
     def threshold_db(self) -> float:
@@ -199,7 +199,38 @@ def split_based_fit(
         fit = pair_from_threshold(values, t)
         if fit is not None and _is_water_land_pair(fit, relaxed):
             return SplitResult(fit=fit, tiles=tiles, method=method)
+    fit = _all_dark(values, pol, opt)
+    if fit is not None:
+        return SplitResult(fit=fit, tiles=tiles, method="all_dark")
     return SplitResult(fit=None, tiles=tiles)
+
+
+ALL_DARK_SHARE = 0.97
+"""Share of pixels below the threshold bound that makes a chip "nearly all water"."""
+ALL_DARK_MARGIN_DB = 3.0
+"""How far below the water-mean bound such a chip's mean must lie (calm open water, not a
+landscape darkened by wet snow or drought, which stays within a few dB of the bound)."""
+
+
+def _all_dark(values: np.ndarray, pol: str, opt: SplitOptions) -> GaussianPair | None:
+    """A chip that is (nearly) all open water has no land mode to split against.
+
+    Lake interiors, sea and flooded plains can fill a 5 km chip. When nearly every pixel is
+    below the plausible threshold and their mean is well below the water bound, the water
+    class is those pixels and land gets a nominal class above the bound (never fitted).
+    """
+    bound = THRESHOLD_MAX_DB.get(pol, -15.0)
+    dark = values[values < bound]
+    if dark.size < ALL_DARK_SHARE * values.size:
+        return None
+    if float(dark.mean()) > opt.water_max_db - ALL_DARK_MARGIN_DB:
+        return None
+    land_share = max(1.0 - dark.size / values.size, 1e-3)
+    return GaussianPair(
+        mean=(float(dark.mean()), bound + opt.min_separation_db + 3.0),
+        std=(max(float(dark.std()), 0.1), 2.0),
+        weight=(1.0 - land_share, land_share),
+    )
 
 
 def pair_from_threshold(values: np.ndarray, threshold: float) -> GaussianPair | None:

@@ -122,3 +122,15 @@ def test_minimum_mapping_unit_drops_specks_and_keeps_bodies():
     assert (out[2:4, 2:4] == S.SMALL_WATER_PROBABILITY).all() and out[35, 35] < 0.5
     np.testing.assert_array_equal(out[10:30, 10:12], np.float32(0.8))
     np.testing.assert_array_equal(S.drop_small_water(p, min_pixels=0), p)
+
+
+def test_chip_of_nothing_but_calm_water_is_water_and_a_darkened_land_chip_is_not():
+    rng = np.random.default_rng(8)
+    water = 10 ** (-21.0 / 10) * rng.gamma(ENL, 1 / ENL, (128, 128))
+    db = S.despeckle_db(S.to_db(water))
+    split = S.split_based_fit(db, pol="vv")
+    assert split.method == "all_dark"
+    assert (S.water_probability(db, split) >= 0.5).mean() > 0.99
+    # the same statistics 5 dB brighter (a wet or frozen landscape near the bound): no water
+    dark_land = S.despeckle_db(S.to_db(water * 10**0.5))
+    assert S.split_based_fit(dark_land, pol="vv").fit is None
