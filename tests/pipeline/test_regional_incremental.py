@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import xarray as xr
 
 from geoproc import pipeline
 from geoproc.request import RunRequest
@@ -51,8 +52,13 @@ def test_a_later_end_date_appends_only_the_new_dates(stac_api_small, tmp_path):
 
     l30 = [sum(s.platform == "L30" for s in half) for half in halves]
     assert first["product_steps_computed"] == {f"lst/{TILE}": l30[0]}
-    # LST is rewritten as a whole when its inputs change, and holds every L30 date
-    assert second["product_steps_computed"] == {f"lst/{TILE}": l30[0] + l30[1]}
+    # LST dates are independent: the second run computes only the new L30 dates, and the
+    # store holds every L30 date
+    assert second["products"][f"lst/{TILE}"]["status"] == "appended"
+    assert second["product_steps_computed"] == {f"lst/{TILE}": l30[1]}
+    assert "appended" in second["product_update_policy"]["lst"]
+    store = xr.open_zarr(second["products"][f"lst/{TILE}"]["store"], consolidated=True)
+    assert store.sizes["time"] == l30[0] + l30[1]
 
     third = pipeline.run_pipeline(
         _request(stac_api_small, out, start="2024-01-01", end="2024-12-31"), publish_outputs=False
