@@ -10,8 +10,9 @@ stamped into the JSON, means a malformed item is refused in one place with one r
 
 Band lookup (`locate_band`), in this order, per collection profile:
 
-1. asset key: the profile's key (``B04``), then the band's common name (``red``, the
-   Earth Search v1 / USGS / Planetary Computer Landsat shape), case-insensitively;
+1. asset key: the profile's key (``B04``), other providers' keys (``ST_TRAD``), then the
+   band's common name (``red``, the Earth Search v1 / USGS / Planetary Computer Landsat
+   shape), case-insensitively and ignoring a ``.TIF`` suffix;
 2. ``eo:bands[].name`` / ``bands[].name`` equal to the provider name (``B04``) - multi-band
    local GeoTIFFs name bands by their descriptions;
 3. ``eo:bands[].common_name`` (or ``eo:common_name``) equal to the common name, in a
@@ -181,6 +182,15 @@ def parse_item(
     )
 
 
+def _key(key: str) -> str:
+    """Asset keys compare case-insensitively and without a file suffix (USGS's 2020 items
+    name assets `ST_TRAD.TIF`, `QA_PIXEL.TIF`)."""
+    lower = key.lower()
+    for suffix in (".tif", ".tiff"):
+        lower = lower.removesuffix(suffix)
+    return lower
+
+
 def _roles(asset: Mapping) -> set:
     roles = asset.get("roles")
     return {r for r in roles if isinstance(r, str)} if isinstance(roles, list) else set()
@@ -220,7 +230,7 @@ def locate_asset(
         if isinstance(assets.get(want), Mapping):
             return _ref(want, assets[want], 1)
         for k, a in assets.items():
-            if k.lower() == want.lower() and isinstance(a, Mapping):
+            if _key(k) == _key(want) and isinstance(a, Mapping):
                 return _ref(k, a, 1)
     for want in keys:  # 2. band name inside (multi-band) data assets
         for k, a in assets.items():

@@ -216,3 +216,17 @@ def test_parsed_items_travel_to_workers_and_into_pystac():
     assert back.fingerprint == item.fingerprint
     assert pystac.Item.from_dict(item).id == item.id  # copies, never edits, the view
     assert item.raw["assets"]["red"]["href"].endswith("SR_B4.TIF")
+
+
+def test_usgs_2020_st_item_keys_with_file_suffixes():
+    """The real 2020 USGS landsat-c2l2-st item of the Greenland scene names assets `ST_TRAD.TIF`."""
+    path = (
+        ITEMS.parent
+        / "landsat-c2l2-greenland"
+        / "LC08_L2SP_005009_20150710_20200908_02_T2_ST_stac.json"
+    )
+    item = json.loads(path.read_text())
+    assert _where(item, "st_trad")[0] == "ST_TRAD.TIF"
+    assert _where(item, "st_temperature")[:2] == ("ST_B10.TIF", 1)
+    assert _where(item, "st_emis")[2] == (0.0001, 0.0)
+    assert locate_asset(item, profile_for("landsat-c2l2-st").qa.lookup_keys).key == "QA_PIXEL.TIF"
