@@ -80,20 +80,33 @@ SPACECRAFT_CONSTANTS = {f"LANDSAT_{n}": f"landsat{n}" for n in (4, 5, 7, 8, 9)}
 
 
 def constants_for_dataset(attrs: dict, default: str = "landsat8") -> str | dict:
-    """Thermal constants a dataset names: its ``spacecraft`` (MTL id) or ``platform`` attribute
-    (``landsat-5``), else ``thermal_k1``/``thermal_k2``, else `default` (HLS L30 is TIRS)."""
+    """Thermal constants a dataset names, else `default` (HLS L30 is TIRS).
+
+    The MTL's own ``thermal_k1``/``thermal_k2`` attributes win (as `landsat_c2` sets them),
+    keeping the sensor's `lst_offset_k` when its ``spacecraft``/``platform`` is known; else the
+    sensor's table entry; else `default`.
+    """
+    sensor = None
     for key in ("spacecraft", "platform"):
         name = str(attrs.get(key, "")).upper().replace("-", "_").replace("LANDSAT", "LANDSAT_")
         name = name.replace("LANDSAT__", "LANDSAT_")
         if name in SPACECRAFT_CONSTANTS:
-            return SPACECRAFT_CONSTANTS[name]
+            sensor = SPACECRAFT_CONSTANTS[name]
+            break
     if "thermal_k1" in attrs and "thermal_k2" in attrs:
-        wavelength = float(attrs.get("thermal_wavelength_um", 10.9))
+        table = THERMAL_CONSTANTS[sensor or default]
+        base = table["lwir11"]
         band = ThermalBand(
-            "lwir11", float(attrs["thermal_k1"]), float(attrs["thermal_k2"]), wavelength
+            "lwir11",
+            k1=float(attrs["thermal_k1"]),
+            k2=float(attrs["thermal_k2"]),
+            center_wavelength_um=float(
+                attrs.get("thermal_wavelength_um", base.center_wavelength_um)
+            ),
+            lst_offset_k=base.lst_offset_k if sensor else 0.0,
         )
-        return {"lwir11": band, "lwir12": LANDSAT8_TIRS["lwir12"]}
-    return default
+        return {**table, "lwir11": band}
+    return sensor or default
 
 
 def thermal_band(name: str, *, constants: str | dict = "landsat8") -> ThermalBand:

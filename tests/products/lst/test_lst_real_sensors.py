@@ -33,7 +33,12 @@ def test_odl_mtl_gives_the_band_6_constants(realdata):
     assert float(meta["LEVEL1_THERMAL_CONSTANTS"]["K1_CONSTANT_BAND_6_VCID_1"]) == 666.09
     ds = load_landsat_c2_l2(realdata / AUSTRALIA / L7)
     assert (ds.attrs["thermal_k1"], ds.attrs["thermal_k2"]) == (666.09, 1282.71)
-    assert constants_for_dataset(ds.attrs) == "landsat7"
+    band = constants_for_dataset(ds.attrs)["lwir11"]  # the MTL's own constants
+    assert (band.k1, band.k2, band.lst_offset_k) == (666.09, 1282.71, 0.0)
+    tm = load_landsat_c2_l2(realdata / AUSTRALIA / L5).attrs
+    assert constants_for_dataset(tm)["lwir11"].lst_offset_k == 0.40
+    assert constants_for_dataset({"platform": "landsat-5"}) == "landsat5"
+    assert constants_for_dataset({}) == "landsat8"
     # TM/ETM+ SR numbering: SR_B3 is red, SR_B4 the near infrared
     assert ds.atmos_transmittance_lwir11.dims == ("time", "y", "x")
     assert float(ds.red.median()) < float(ds.nir08.median())
