@@ -3,7 +3,9 @@
 Method: optical water from the five DSWE / OPERA DSWx-HLS diagnostic tests masked by
 Fmask (Jones 2019, Remote Sensing 11:374; OPERA DSWx-HLS ATBD, `flood_dswx`); SAR water
 from hierarchical split-based thresholding of gamma0 in dB with a bimodality test
-(Chini et al. 2017, IEEE TGRS 55:6975; Martinis et al. 2015, `flood_sar`), with a
+(Chini et al. 2017, IEEE TGRS 55:6975; Martinis et al. 2015, `flood_sar`; without a
+bimodal tile a global Kittler-Illingworth split or the physical dark mode, VV and VH both
+fitted and, on a single date, the more plausibly dark one deciding), with a
 per-pixel prior from the optical water history in Bayes' rule so thin rivers and known
 lakes are not lost to a scene-wide threshold (Giustarini et al. 2016, `flood_prior`);
 change detection against each pixel's own reference backscatter, the temporal median of
@@ -16,6 +18,7 @@ both see a pixel (`flood_fusion`); flood = water now that is not water in a refe
 gives; `flood_reference`). A small MC-dropout U-Net trained on
 Sen1Floods11-style chips (Bonafilia et al. 2020) is the learned alternative
 (`algorithm="unet"`, `flood_unet`). Masked input is no data out, never a guess.
+Every option is a field of `FloodParams` (`flood_params`), written to the output attributes.
 """
 
 from __future__ import annotations
