@@ -19,6 +19,10 @@ Cube contract (products and the inference engine rely on it; ``geoproc.cube.stor
 * ``fmask`` (uint8, raw HLS Fmask bits, 255 fill) for HLS steps, ``scl`` (uint8, S2 scene
   classes, 0 no data) for S2 steps: the QA of the granule that supplied each pixel, or of
   the first granule that observed it when none was clear.
+* Landsat C2 L2 steps (platform ``LC2``): reflectance bands as above (USGS scale 2.75e-5,
+  offset -0.2), ``st_temperature`` (K, USGS surface temperature), ``st_trad``, ``st_urad``,
+  ``st_drad`` (W m-2 sr-1 um-1), ``st_atran``, ``st_emis`` (float32, per pixel), and
+  QA_PIXEL translated into ``fmask`` bits (LSDS-1619 table 6-3).
 * ``atmos_{transmittance,upwelling,downwelling}_lwir11/_lwir12`` and ``atmos_water_vapour``
   (1-D along time, NaN where absent) from the L30 item property ``geoproc:atmosphere``.
 
