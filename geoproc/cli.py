@@ -33,6 +33,7 @@ from geoproc.errors import (
     MissingFileError,
     NetworkError,
     StorageFailure,
+    UsageError,
 )
 
 
@@ -129,13 +130,17 @@ def _terminate_as_interrupt():
 
 def classify_error(exc: BaseException, *, out: str | None = None) -> GeoprocError:
     """The geoproc error that says what happened; `out` is the run's --out (local or s3)."""
-    from geoproc.redact import scrub
-
     if isinstance(exc, GeoprocError):
         return exc
+    pydantic = sys.modules.get("pydantic")  # settings are read with pydantic-settings
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
+        fields = ", ".join(
+            f"GEOPROC_{'_'.join(map(str, e['loc'])).upper()} ({e['msg']})" for e in exc.errors()
+        )
+        return UsageError(f"invalid environment setting: {fields}; fix or unset it.")
     out_is_s3 = str(out or "").lower().startswith("s3://")
     if _is_s3_client_error(exc):
-        return StorageFailure(_s3_message(scrub(str(exc))))
+        return StorageFailure(_s3_message(_scrub_safely(str(exc))))
     if isinstance(exc, OSError):
         path = exc.filename if isinstance(exc.filename, str) else None
         local = path is not None and (path.startswith("/") or not out_is_s3)
@@ -146,13 +151,13 @@ def classify_error(exc: BaseException, *, out: str | None = None) -> GeoprocErro
             )
         if _is_network_error(exc):
             if out_is_s3:
-                return StorageFailure(_s3_message(scrub(str(exc))))
+                return StorageFailure(_s3_message(_scrub_safely(str(exc))))
             return NetworkError(
-                f"a network connection failed: {scrub(str(exc))}. Check the network and the "
+                f"a network connection failed: {_scrub_safely(str(exc))}. Check the network and the "
                 "server named in the command (--catalog), then run the same command again."
             )
         if out_is_s3 and not local:
-            return StorageFailure(_s3_message(scrub(str(exc))))
+            return StorageFailure(_s3_message(_scrub_safely(str(exc))))
         where = path or (str(out) if out else "the local disk")
         hint = (
             "free space on that disk"
@@ -160,10 +165,20 @@ def classify_error(exc: BaseException, *, out: str | None = None) -> GeoprocErro
             else "that the path exists, is writable and has free space"
         )
         return StorageFailure(
-            f"local disk at {where} failed: {scrub(exc.strerror or str(exc))}. Check {hint}, "
+            f"local disk at {where} failed: {_scrub_safely(exc.strerror or str(exc))}. Check {hint}, "
             "then run the same command again (it resumes)."
         )
     return _internal_error(exc)
+
+
+def _scrub_safely(text: str) -> str:
+    """Registered secrets removed from `text` (unchanged if the settings themselves are broken)."""
+    from geoproc.redact import scrub as _scrub
+
+    try:
+        return _scrub(text)
+    except Exception:  # noqa: BLE001 - an invalid setting must not hide the original error
+        return text
 
 
 def _is_s3_client_error(exc: BaseException) -> bool:
@@ -194,16 +209,14 @@ def _internal_error(exc: BaseException) -> InternalError:
     import tempfile
     import traceback
 
-    from geoproc.redact import scrub
-
-    text = scrub("".join(traceback.format_exception(exc)))
+    text = _scrub_safely("".join(traceback.format_exception(exc)))
     with tempfile.NamedTemporaryFile(
         "w", prefix="geoproc-traceback-", suffix=".txt", delete=False
     ) as f:
         f.write(text)
     return InternalError(
         f"internal error (a bug in geoproc, not a problem with your input): "
-        f"{type(exc).__name__}: {scrub(str(exc))[:300]}. The traceback is in {f.name}; "
+        f"{type(exc).__name__}: {_scrub_safely(str(exc))[:300]}. The traceback is in {f.name}; "
         "please report it with the command you ran."
     )
 

@@ -129,3 +129,11 @@ def test_network_failure_exits_6_without_blaming_storage(monkeypatch, capsys, tm
 def test_exit_codes_are_distinct():
     codes = [c.exit_code for c in (MissingFileError, SchemaError, StorageFailure, NetworkError)]
     assert len(set(codes + [InternalError.exit_code, 1, 2])) == 7
+
+
+def test_invalid_setting_is_a_usage_error_naming_the_variable(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("GEOPROC_MAX_PLAN_TILES", "many")
+    argv = ["plan", "flood", "--aoi", "10,45,12,47", "--start", "2024-01-01", "--end", "2024-01-31"]
+    assert cli.main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "GEOPROC_MAX_PLAN_TILES" in err and "internal error" not in err
