@@ -43,9 +43,9 @@ def _parse_time(text: Any) -> datetime | None:
         return None
     try:
         t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # e.g. year 9999 at -23:59 leaves the datetime range
         return None
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 @dataclass(frozen=True)

@@ -184,7 +184,7 @@ def search_tiles(
         cover = item.properties.get("eo:cloud_cover")
         try:
             cover = None if cover is None else float(cover)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             cover = None
         if profile.family == "optical" and cover is not None and cover > max_cloud_cover:
             result.dropped.append(
@@ -194,11 +194,14 @@ def search_tiles(
             continue
         try:
             footprint = shape(item.geometry) if item.geometry else None
-        except (ValueError, TypeError, AttributeError, KeyError):
-            footprint = None
-        hits = [
-            t.id for t in tiles if footprint is None or footprint.intersects(t.footprint_lonlat)
-        ]
+            hits = [
+                t.id for t in tiles if footprint is None or footprint.intersects(t.footprint_lonlat)
+            ]
+        except Exception as exc:  # noqa: BLE001 - any broken geometry (shapely/GEOS): drop, say why
+            result.dropped.append({"id": item.id, "collection": coll, "reason": "invalid_geometry",
+                                   "detail": str(exc)[:200]})  # fmt: skip
+            kept.pop(key, None)
+            continue
         if not hits:
             result.dropped.append({"id": item.id, "collection": coll, "reason": "outside_tile"})
             kept.pop(key, None)
@@ -265,7 +268,7 @@ def _mosaic_order(item: dict, tile_epsg: int | None = None) -> tuple:
     props = item.get("properties") or {}
     try:
         cover = float(props.get("eo:cloud_cover"))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         cover = 100.0
     foreign = tile_epsg is not None and _item_epsg(props) != tile_epsg
     return (foreign, cover, _item_time(item), item["id"])
@@ -278,7 +281,7 @@ def _item_epsg(props: dict) -> int | None:
         code = str(props["proj:code"]).split(":", 1)[1]
     try:
         return None if code is None else int(code)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 

@@ -184,8 +184,10 @@ def iter_catalog_items(
     origin = source.location if source.kind != "folder" else os.fspath(catalog)
     for doc, where in docs:
         budget.item()
-        if source.kind != "api" and isinstance(doc, dict) and doc.get("collection") not in wanted:
-            continue
+        if source.kind != "api" and isinstance(doc, dict):
+            collection = doc.get("collection")
+            if not isinstance(collection, str) or collection not in wanted:
+                continue
         try:
             yield parse_item(doc, catalog=origin, source=where)
         except CatalogError as exc:
