@@ -55,6 +55,8 @@ BIT_SAR_SERIES_FIT = 10
 BIT_OPTICAL_SNOW_GUARD = 11
 BIT_SAR_DOUBLE_BOUNCE = 12
 BIT_SAR_UNCHANGED_DARK = 13
+BIT_OPTICAL_CLOUD_GUARD = 14
+_QA_VARIABLES = ("fmask", "Fmask", "scl", "SCL")
 _DIAG_MEANINGS = (
     "dswx_mndwi",
     "dswx_mbsrv_gt_mbsrn",
@@ -70,6 +72,7 @@ _DIAG_MEANINGS = (
     "optical_snow_like_masked",
     "sar_double_bounce_rise",
     "sar_dark_but_not_darker_than_reference",
+    "optical_cloud_like_masked_without_qa",
 )
 
 SPEC = ProductSpec(
@@ -332,12 +335,20 @@ def _optical(
     qa = "fmask" if "fmask" in step else "Fmask" if "Fmask" in step else None
     if qa is not None:
         valid &= flood_dswx.fmask_clear(np.asarray(step[qa].values), masked_bits=masked_bits)
+    cloud = np.zeros(valid.shape, bool)
+    if not any(name in step for name in _QA_VARIABLES):
+        # No QA layer at all (e.g. S2 L1C chips): screen clouds here, so that the optical
+        # tests abstain and SAR (when present) decides under them.
+        cloud = valid & flood_dswx.cloud_like(*bands)
+        valid &= ~cloud
     snow = valid & flood_dswx.snow_like(green, nir, swir1)
     valid &= ~snow
     d = flood_dswx.diagnostic_tests(*bands)
     p = np.where(valid, flood_dswx.water_probability(d), np.nan).astype(np.float32)
-    diag = np.where(valid, d, 0).astype(np.uint16) | (snow * (1 << BIT_OPTICAL_SNOW_GUARD)).astype(
-        np.uint16
+    diag = (
+        np.where(valid, d, 0).astype(np.uint16)
+        | (snow * (1 << BIT_OPTICAL_SNOW_GUARD)).astype(np.uint16)
+        | (cloud * (1 << BIT_OPTICAL_CLOUD_GUARD)).astype(np.uint16)
     )
     return p, diag
 

@@ -277,3 +277,19 @@ def test_all_masked_sar_scene_is_no_data_everywhere():
     out = flood.run(ds)
     assert (out.water.values == flood.WATER_NODATA).all()
     assert (out.water_probability.values == 255).all()
+
+
+def test_without_qa_clouds_are_screened_so_sar_maps_the_water_below():
+    """S2 L1C-style input (no Fmask/SCL): a cloud over the flood must not hide it from SAR."""
+    ds = _cube(nt=1, flood_step=0).isel(time=0)
+    _, flood_area = _masks()
+    cloud = {"blue": 0.4, "green": 0.4, "red": 0.4, "nir08": 0.45, "swir16": 0.42, "swir22": 0.25}
+    for b, v in cloud.items():
+        ds[b] = ds[b].where(~flood_area, v)
+    out = flood.run(ds)
+    assert (out.water.values[flood_area] > 0).mean() > 0.95
+    assert (out.water_source.values[flood_area] == 2).mean() > 0.95  # SAR alone decided
+    assert ((out.diagnostic.values[flood_area] >> flood.BIT_OPTICAL_CLOUD_GUARD) & 1).all()
+    # a QA layer that calls the cloud clear is believed: the optical "not water" then wins
+    with_qa = flood.run(ds.assign(fmask=(("y", "x"), np.zeros((NY, NX), np.uint8))))
+    assert (with_qa.water.values[flood_area] > 0).mean() < 0.05
