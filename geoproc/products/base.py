@@ -77,9 +77,19 @@ class Blocking:
         if any(v in variables for v in self.scene_wide_inputs):
             return self.fallback
         given = {**defaults, **options}  # an option run() no longer has cannot break locality
-        if any(given[k] != v for k, v in self.local_options.items() if k in given):
+        if any(_differs(given[k], v) for k, v in self.local_options.items() if k in given):
             return self.fallback
         return self.mode
+
+
+def _differs(value, local) -> bool:
+    """`value` is not the option value that keeps a product local (arrays never compare ==)."""
+    if local is None or value is None:
+        return value is not local
+    try:
+        return bool(value != local)
+    except (TypeError, ValueError):
+        return True
 
 
 @dataclass(frozen=True)

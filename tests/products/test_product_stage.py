@@ -97,6 +97,7 @@ def test_declarations():
     assert stage_blocking(flood, OPTICAL, {}) == "space"
     assert stage_blocking(flood, (*OPTICAL, "vv"), {}) == "tile"  # scene-wide SAR threshold
     assert stage_blocking(flood, OPTICAL, {"algorithm": "unet"}) == "tile"
+    assert stage_blocking(flood, OPTICAL, {"reference": np.zeros((4, 4))}) == "tile"
     assert stage_blocking(lst, ("lwir11",), {}) == "time"  # scene percentile cloud screen
     assert stage_blocking(lst, ("lwir11",), {"cloud_screen": False}) == "space"
 
