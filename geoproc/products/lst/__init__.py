@@ -47,6 +47,7 @@ from geoproc.products.lst.cloud_screen import (
     near_cloud_sigma,
     residual_cloud,
 )
+from geoproc.products.lst.cube_st import band_constants, has_st_layers, st_inputs
 from geoproc.products.lst.params import METHODS, LSTParams
 from geoproc.products.lst.planck import constants_for_dataset, thermal_band
 from geoproc.products.lst.rte import (
@@ -190,6 +191,7 @@ def run(
     ndvi_vegetation: float = 0.5,
     atmosphere_uncertainty: AtmosphereUncertainty | None = None,
     cloud_screen: CloudScreen | dict | bool | None = True,
+    usgs_emissivity: bool = False,
     params: LSTParams | None = None,
 ) -> xr.Dataset:
     """LST, emissivity, uncertainty and QA for every pixel and time step of `dataset`.
@@ -219,14 +221,26 @@ def run(
         "ndvi_vegetation": ndvi_vegetation,
         "atmosphere_uncertainty": atmosphere_uncertainty,
         "cloud_screen": cloud_screen,
+        "usgs_emissivity": usgs_emissivity,
     }
     if params is not None:
         given = {k: v for k, v in given.items() if not _is_default(k, v)}
     p = LSTParams.from_options(params, **given)
-    ds = _check_dataset(dataset)
-    constants = (
-        constants_for_dataset(ds.attrs) if p.thermal_constants == "auto" else p.thermal_constants
+    ds = _check_type(dataset)
+    st_attrs: dict = {}
+    if p.thermal_constants != "auto":
+        constants, constants_source = p.thermal_constants, "thermal_constants option"
+    elif has_st_layers(ds):
+        constants, constants_source = band_constants(ds)
+    else:
+        constants, constants_source = constants_for_dataset(ds.attrs), ""
+    ds, st_attrs = st_inputs(
+        ds,
+        constants=constants,
+        constants_source=constants_source,
+        usgs_emissivity=p.usgs_emissivity,
     )
+    ds = _check_dataset(ds)
     has12 = "lwir12" in ds
     bands = {
         b: thermal_band(b, constants=constants)
@@ -346,7 +360,9 @@ def run(
         out[name].attrs = {}  # inputs' attrs (Fmask flags, BT names) must not leak into outputs
         if "grid_mapping" in ds["lwir11"].attrs:
             out[name].attrs["grid_mapping"] = ds["lwir11"].attrs["grid_mapping"]
-    return apply_output_attrs(out, SPEC, p.as_attrs())
+    out = apply_output_attrs(out, SPEC, p.as_attrs())
+    out.attrs.update(st_attrs)
+    return out
 
 
 def _is_default(name: str, value) -> bool:
@@ -375,11 +391,15 @@ def _is_scene_constant(value, bt11: xr.DataArray) -> bool:
     return bool(np.all(np.nan_to_num(span.values) == 0.0))
 
 
-def _check_dataset(dataset) -> xr.Dataset:
+def _check_type(dataset) -> xr.Dataset:
     if not isinstance(dataset, xr.Dataset):
         raise UsageError(
             f"LST needs an xarray.Dataset with common band names, got {type(dataset).__name__}."
         )
+    return dataset
+
+
+def _check_dataset(dataset: xr.Dataset) -> xr.Dataset:
     if "lwir11" not in dataset:
         raise UsageError(
             "LST needs the thermal band 'lwir11' (TOA brightness temperature in kelvin); "

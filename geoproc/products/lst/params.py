@@ -53,6 +53,9 @@ class LSTParams:
     """Spread of the atmosphere inside a scene, used when the atmosphere is one value per scene."""
     cloud_screen: CloudScreen | None = field(default_factory=CloudScreen)
     """Residual-cloud screen and near-cloud uncertainty; None turns it off."""
+    usgs_emissivity: bool = False
+    """Use the Landsat C2 L2 ``st_emis`` layer (ASTER GED-based ST_EMIS) as the lwir11
+    emissivity instead of NDVI-THM (the same name as `landsat_c2.load_landsat_c2_l2`'s)."""
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -113,6 +116,7 @@ class LSTParams:
             "cloud_screen": dataclasses.asdict(self.cloud_screen)
             if self.cloud_screen is not None
             else None,
+            "usgs_emissivity": self.usgs_emissivity,
         }
 
 

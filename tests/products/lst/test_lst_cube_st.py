@@ -1,0 +1,165 @@
+"""Real data: a Landsat C2 L2 cube (ST_TRAD, ST atmosphere, ST_EMIS layers) feeds LST per pixel.
+
+The cube-shaped datasets are built from the real scenes in tests/data/realdata with the
+names, scales, QA recoding and masking of `geoproc.catalog.sensors.LANDSAT_C2_L2` and
+`geoproc.cube.assemble`, so `lst.run` sees what `geoproc cube build` writes. Reference: USGS
+ST_B10 / ST_B6 (the cube's ``st_temperature``) on QA_PIXEL-clear pixels.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rioxarray
+import xarray as xr
+
+from geoproc.catalog.sensors import DEFAULT_FMASK_MASKED, FMASK_BITS, FMASK_NODATA, LANDSAT_C2_L2
+from geoproc.cube.assemble import band_attrs, qa_to_cube
+from geoproc.errors import UsageError
+from geoproc.products import lst
+from geoproc.products.lst.landsat_c2 import SENSORS, _find_mtl, load_landsat_c2_l2, read_mtl
+from geoproc.products.lst.score import score
+
+GREENLAND = "landsat-c2l2-greenland"
+AUSTRALIA = "landsat-c2l2-australia"
+QA_PIXEL_CLEAR_BIT = 6
+
+
+def _raster(path) -> xr.DataArray:
+    return rioxarray.open_rasterio(path, masked=False).squeeze("band", drop=True).load()
+
+
+def cube_from_scene(folder) -> tuple[xr.Dataset, np.ndarray]:
+    """(the scene as a one-step Landsat C2 L2 cube, QA_PIXEL-clear mask) from a C2 L2 folder."""
+    mtl = _find_mtl(folder)
+    meta = read_mtl(mtl)
+    sensor = SENSORS[meta["IMAGE_ATTRIBUTES"]["SPACECRAFT_ID"]]
+    prefix = meta["PRODUCT_CONTENTS"]["LANDSAT_PRODUCT_ID"]
+    sr_asset = {name: asset for asset, name in sensor.sr_bands.items()}
+    raw_qa = _raster(mtl.parent / f"{prefix}_QA_PIXEL.TIF")
+    fmask = qa_to_cube(raw_qa.values, None, LANDSAT_C2_L2.qa)
+    bits = sum(1 << FMASK_BITS[b] for b in DEFAULT_FMASK_MASKED)
+    masked = (fmask == FMASK_NODATA) | ((fmask & bits) != 0)
+    data = {"fmask": (("y", "x"), fmask, {"long_name": "fmask"})}
+    for band in LANDSAT_C2_L2.bands:
+        if band.name == "st_temperature":
+            asset = f"ST_B{sensor.thermal_band}"
+        else:
+            asset = sr_asset.get(band.name, band.keys[0] if band.keys else None)
+        path = mtl.parent / f"{prefix}_{asset}.TIF"
+        if asset is None or not path.exists():
+            continue  # e.g. no coastal band on TM / ETM+
+        dn = _raster(path).values.astype(np.float64)
+        value = (dn * band.scale + band.offset).astype(np.float32)
+        value[(dn == band.nodata) | masked] = np.nan
+        data[band.name] = (("y", "x"), value, band_attrs(band.name))
+    ds = xr.Dataset(data, coords={"y": raw_qa.y.values, "x": raw_qa.x.values})
+    ds = ds.expand_dims(time=[np.datetime64(meta["IMAGE_ATTRIBUTES"]["DATE_ACQUIRED"], "ns")])
+    ds = ds.assign_coords(platform=("time", ["LC2"]))
+    clear = ((raw_qa.values >> QA_PIXEL_CLEAR_BIT) & 1 == 1) & ((raw_qa.values & 1) == 0)
+    clear = clear[None] & np.isfinite(ds.st_temperature.values)
+    return ds, clear
+
+
+@pytest.fixture(scope="module")
+def greenland(realdata):
+    return cube_from_scene(realdata / GREENLAND)
+
+
+def test_cube_lst_matches_usgs_st_b10_and_the_loader_path(greenland, realdata):
+    cube, clear = greenland
+    out = lst.run(cube, usgs_emissivity=True)
+    s = score(out.lst.values, cube.st_temperature.values, mask=clear)
+    # measured: RMSE 0.114 K, bias +0.11 K on 47,323 clear pixels (the TIRS K1/K2 departure)
+    assert s["n"] > 40_000 and s["rmse"] <= 0.3 and abs(s["bias"]) < 0.2
+    # every valid pixel was an RTE inversion with the dataset's (ST) atmosphere
+    qa = out.lst_qa.values[np.isfinite(out.lst.values)]
+    assert (((qa >> lst.QA_METHOD_SHIFT) & 3) == lst.METHOD_CODES["rte"]).all()
+    assert (((qa >> lst.QA_ATMOSPHERE_SHIFT) & 3) == lst.ATMOSPHERE_SOURCES["dataset"]).all()
+    # the cube does not name the spacecraft: Landsat 8 is assumed, and the output says so
+    assert out.attrs["geoproc:thermal_constants"].startswith("landsat8 (assumed")
+    assert "ST_TRAD" in out.attrs["geoproc:lwir11_source"].upper()
+    assert json.loads(out.attrs["parameters"])["usgs_emissivity"] is True
+
+    loader = load_landsat_c2_l2(realdata / GREENLAND, usgs_emissivity=True)
+    via_loader = lst.run(loader)
+    # same pixels, same values: the cube's float32 layers move LST by < 1e-4 K
+    assert np.array_equal(np.isnan(out.lst.values), np.isnan(via_loader.lst.values))
+    np.testing.assert_allclose(out.lst.values, via_loader.lst.values, atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(
+        out.lst_uncertainty.values, via_loader.lst_uncertainty.values, atol=1e-4, equal_nan=True
+    )
+
+
+def test_cube_lst_with_ndvi_emissivity_equals_the_loader_path(greenland, realdata):
+    cube, _ = greenland
+    out = lst.run(cube)
+    via_loader = lst.run(load_landsat_c2_l2(realdata / GREENLAND))
+    assert "geoproc:emissivity_source" not in out.attrs
+    np.testing.assert_allclose(out.lst.values, via_loader.lst.values, atol=1e-4, equal_nan=True)
+    np.testing.assert_array_equal(out.lst_qa.values, via_loader.lst_qa.values)
+
+
+def test_st_surface_temperature_named_lwir11_is_never_read_as_brightness_temperature(greenland):
+    cube, clear = greenland
+    as_lwir11 = cube.rename(st_temperature="lwir11")
+    out = lst.run(as_lwir11, usgs_emissivity=True)
+    expected = lst.run(cube, usgs_emissivity=True)
+    np.testing.assert_array_equal(out.lst.values, expected.lst.values)
+    # without the ST radiance and atmosphere, an ST lwir11 is refused (LST of LST otherwise)
+    bare = as_lwir11.drop_vars(["st_trad", "st_urad", "st_drad", "st_atran"])
+    with pytest.raises(UsageError, match="st_trad"):
+        lst.run(bare)
+    with pytest.raises(UsageError, match="surface temperature"):
+        lst.run(cube.drop_vars(["st_trad"]))
+
+
+def test_masked_st_layer_gives_no_lst(greenland):
+    """A pixel whose ST atmosphere is masked gets no value (no single-channel fallback)."""
+    cube, clear = greenland
+    ys, xs = np.nonzero(clear[0])
+    holes = cube.copy()
+    for name, pick in (("st_atran", slice(0, 50)), ("st_urad", slice(50, 100))):
+        values = holes[name].values.copy()
+        values[0, ys[pick], xs[pick]] = np.nan
+        holes[name] = holes[name].copy(data=values)
+    out = lst.run(holes, usgs_emissivity=True)
+    assert np.isnan(out.lst.values[0, ys[:100], xs[:100]]).all()
+    assert (out.lst_qa.values[0, ys[:100], xs[:100]] & lst.QA_MASKED).all()
+    assert np.isfinite(out.lst.values[0, ys[100:], xs[100:]]).mean() > 0.99
+
+
+def test_cube_sensor_from_attributes_and_platform_coordinate(greenland):
+    cube, _ = greenland
+    by_attr = lst.run(cube.assign_attrs(spacecraft="LANDSAT_8"), usgs_emissivity=True)
+    assert by_attr.attrs["geoproc:thermal_constants"].startswith("landsat8 (dataset attribute")
+    by_coord = lst.run(cube.assign_coords(platform=("time", ["LC08"])), usgs_emissivity=True)
+    assert by_coord.attrs["geoproc:thermal_constants"].startswith("landsat8 (platform coordinate")
+    by_mtl = lst.run(cube.assign_attrs(thermal_k1=774.8853, thermal_k2=1321.0789))
+    assert "thermal_k1" in by_mtl.attrs["geoproc:thermal_constants"]
+    # an explicit sensor changes K1/K2 (and so the BT) consistently: still a sane LST
+    as_l9 = lst.run(cube, thermal_constants="landsat9", usgs_emissivity=True)
+    assert as_l9.attrs["geoproc:thermal_k1"] == pytest.approx(799.0284)
+    diff = np.nanmedian(as_l9.lst.values - by_attr.lst.values)
+    assert 0.0 < abs(diff) < 2.0
+
+
+@pytest.mark.parametrize(
+    ("scene", "spacecraft", "rmse_max"),
+    [
+        ("LC08_L2SP_098084_20210503_20210508_02_T1", "landsat-8", 0.3),
+        ("LE07_L2SP_090084_20210331_20210426_02_T1", "landsat-7", 0.3),
+        ("LT05_L2SP_090084_19980308_20200909_02_T1", "landsat-5", 0.3),
+    ],
+)
+def test_australia_cubes_per_sensor(realdata, scene, spacecraft, rmse_max):
+    folder = realdata / AUSTRALIA / scene
+    cube, clear = cube_from_scene(folder)
+    out = lst.run(cube.assign_attrs(platform=spacecraft), usgs_emissivity=True)
+    s = score(out.lst.values, cube.st_temperature.values, mask=clear)
+    # measured RMSE (K): L8 0.154, L7 0.027, L5 0.042 (with the TM Planck offset)
+    assert s["n"] > 150 and s["rmse"] <= rmse_max
+    via_loader = lst.run(load_landsat_c2_l2(folder, usgs_emissivity=True))
+    np.testing.assert_allclose(out.lst.values, via_loader.lst.values, atol=1e-3, equal_nan=True)
