@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import warnings
 from collections import deque
@@ -275,8 +276,12 @@ def _restore_lost_metadata(location: storage.Location, variables: Sequence[str])
     from geoproc.cube.verify import missing_metadata, restore_metadata
 
     fs, path = storage.filesystem(location)
-    if not fs.exists(f"{path}/zarr.json"):
+    try:
+        root = json.loads(fs.cat_file(f"{path}/zarr.json"))
+    except (FileNotFoundError, ValueError):
         return []
+    if root.get("attributes", {}).get("geoproc:layout_version") is None:
+        return []  # a layout write was interrupted: `_read_existing` starts over
     lost = [v for v in missing_metadata(location, variables) if fs.exists(f"{path}/{v}")]
     return restore_metadata(location, lost) if lost else []
 
