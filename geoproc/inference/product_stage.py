@@ -123,7 +123,7 @@ def run_blocked(
         for name in names:
             var = out[name].transpose(*template[name].dims)
             index = tuple(region.get(d, slice(None)) for d in var.dims)
-            group[name][index] = _encoded(var.values, template[name])
+            group[name][index] = _encoded(var)
 
     stats: BlockStats = run_blocks(
         blocks, read=read, compute=compute, write=write, prefetch=prefetch
@@ -166,6 +166,7 @@ def append_dates(
     n_old, n_new = group["time"].shape[0], new_inputs.sizes["time"]
     probe = module.run(_probe(new_inputs, "time").load(), **options)
     names = list(probe.data_vars)
+    template_dims = {n: group[n].metadata.dimension_names for n in names}
     along_time = [
         n for n in group.array_keys() if "time" in (group[n].metadata.dimension_names or ())
     ]
@@ -191,13 +192,8 @@ def append_dates(
     def write(block: Block, out: xr.Dataset) -> None:
         shifted = slice(n_old + block.time.start, n_old + block.time.stop)
         for name in names:
-            var = out[name].transpose("time", ...)
-            like = xr.DataArray(
-                np.empty((), group[name].dtype),
-                attrs={},
-            )
-            like.encoding["_FillValue"] = group[name].metadata.fill_value
-            group[name][shifted] = _encoded(var.values, like)
+            var = out[name].transpose(*template_dims[name])
+            group[name][shifted] = _encoded(var).astype(group[name].dtype, copy=False)
 
     per_date = bytes_per_pixel(new_inputs, nt=1) * new_inputs.sizes["y"] * new_inputs.sizes["x"]
     blocks = time_blocks(
@@ -212,12 +208,10 @@ def append_dates(
     return n_new
 
 
-def _encoded(values: np.ndarray, like: xr.DataArray) -> np.ndarray:
-    """Values as stored: NaN becomes the fill value for integer outputs (as xarray does)."""
-    fill = like.encoding.get("_FillValue")
-    if values.dtype.kind == "f" and fill is not None and np.dtype(like.dtype).kind != "f":
-        values = np.where(np.isnan(values), fill, values)
-    return values.astype(like.dtype, copy=False)
+def _encoded(var: xr.DataArray) -> np.ndarray:
+    """The values as xarray's Zarr writer stores them (fill values, packing, dtype), by
+    xarray's own CF encoder, so region writes and whole writes give the same bytes."""
+    return np.asarray(xr.conventions.encode_cf_variable(var.variable, name=var.name).values)
 
 
 def _probe(inputs: xr.Dataset, mode: str) -> xr.Dataset:
