@@ -21,9 +21,9 @@ flows should use for ``retry_condition_fn``.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
+import re
 import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -152,9 +152,6 @@ class RasterioReader:
             return _warp_read(href, band, tile, resampling, nodata)
 
 
-_NULL = contextlib.nullcontext()
-
-
 @dataclass
 class AssetReader:
     """Policy, credentials, retries and classification around a `Reader`."""
@@ -221,8 +218,6 @@ class AssetReader:
 
 def _scrub_query(message: str) -> str:
     """Drop URL query strings (SAS tokens) from an error message."""
-    import re
-
     return re.sub(r"\?[^\s'\"]*", "?...", message)
 
 
