@@ -140,7 +140,8 @@ def search_tiles(
     headers = get_settings().catalog_headers() if str(catalog).startswith("http") else {}
     for item in iter_catalog_items(
         catalog,
-        collections=_search_collections(collections),
+        collections=list(collections),
+        accept=_search_collections(collections),
         intersects=geom.__geo_interface__,
         datetime_range=(t0, t1),
         page_size=page_size,
@@ -236,7 +237,7 @@ def _conflict_drop(item: ParsedItem, detail: str | None) -> dict:
 
 
 def _search_collections(collections: Sequence[str]) -> list[str]:
-    """Collection ids to ask a catalog for: ours and every public alias of them."""
+    """Collection ids a static catalog or folder may use for the requested profiles."""
     names: list[str] = []
     for c in collections:
         p = profile_for(c)

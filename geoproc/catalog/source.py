@@ -161,8 +161,13 @@ def iter_catalog_items(
     page_size: int = 100,
     limits: SearchLimits | None = None,
     headers: dict[str, str] | None = None,
+    accept: Iterable[str] | None = None,
 ) -> Iterator[ParsedItem | dict]:
     """Stream the catalog's items (API: filtered by the server; static/folder: by collection only).
+
+    An API is asked for `collections` exactly as given (an id it does not know may be an
+    error there); static catalogs and folders keep items of `accept` (default:
+    `collections`), e.g. every public alias of the requested profiles.
 
     Yields `ParsedItem` for items that parse and ``{"id", "reason", "source"}`` dicts for
     entries that do not (the caller records them as drops).
@@ -172,10 +177,16 @@ def iter_catalog_items(
     from geoproc.redact import redact_url
 
     budget = _Budget(redact_url(source.location), limits)
-    wanted = set(collections)
+    wanted = set(accept) if accept is not None else set(collections)
     if source.kind == "api":
         docs = _api_items(
-            source.location, wanted, intersects, datetime_range, page_size, budget, headers
+            source.location,
+            set(collections),
+            intersects,
+            datetime_range,
+            page_size,
+            budget,
+            headers,
         )
     elif source.kind == "static":
         docs = _static_items(source.location, budget)
