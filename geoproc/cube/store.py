@@ -238,7 +238,7 @@ def build_tile_store(
             # A crash between the attribute write and consolidation leaves the layout
             # current but the consolidated copy stale: refresh it (same bytes if current).
             _consolidate(store)
-            writer = _StepWriter(store, [*band_names, *qa_vars])
+            writer = _StepWriter(store, [*band_names, *qa_vars], complete)
 
             # Pipeline: `batch_size` threads read, mask and pack upcoming steps while this
             # thread writes the finished one in time order: batch_size steps in flight plus
@@ -257,17 +257,21 @@ def build_tile_store(
                 pending[0][1].result()
                 for i in itertools.islice(queue, batch_size - 1):
                     pending.append((i, pool.submit(prepare, i)))
-                while pending:
-                    i, future = pending.popleft()
-                    packed, errors = future.result()
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending.append((nxt, pool.submit(prepare, nxt)))
-                    writer.write(i, packed)
-                    writer.mark_complete(i)
-                    record.steps_written.append(f"{steps[i].time}/{steps[i].platform}")
-                    record.asset_errors.extend({**e, "time": str(steps[i].time)} for e in errors)
-                    del packed
+                try:
+                    while pending:
+                        i, future = pending.popleft()
+                        packed, errors = future.result()
+                        nxt = next(queue, None)
+                        if nxt is not None:
+                            pending.append((nxt, pool.submit(prepare, nxt)))
+                        writer.write(i, packed)
+                        record.steps_written.append(f"{steps[i].time}/{steps[i].platform}")
+                        record.asset_errors.extend(
+                            {**e, "time": str(steps[i].time)} for e in errors
+                        )
+                        del packed
+                finally:
+                    writer.flush()  # the last written step's data is complete: mark it
     return record
 
 
@@ -330,27 +334,49 @@ class _StepWriter:
     object and `geoproc.cube.verify` can tell a lost chunk from an all-fill one.
     """
 
-    def __init__(self, store, names: Sequence[str]) -> None:
+    def __init__(self, store, names: Sequence[str], complete: np.ndarray) -> None:
         group = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
         config = {"write_empty_chunks": True}
         self._arrays = {n: group[n]._async_array.with_config(config) for n in names}
-        self._complete = group["time_complete"]
+        self._marker = group["time_complete"]._async_array
+        self._flags = np.asarray(complete, bool).copy()
+        self._unmarked: int | None = None
 
     def write(self, i: int, packed: dict[str, np.ndarray]) -> None:
+        """Write step i; mark the previous step complete in the same call.
+
+        The previous step's data finished in an earlier call, so its marker may travel
+        with this step's chunks: one event-loop round trip per step instead of two. A
+        kill before the marker leaves that step incomplete, and the rerun rewrites it.
+        """
         from zarr.core.sync import sync
 
+        jobs = [
+            a.setitem((i, slice(None), slice(None)), packed[n]) for n, a in self._arrays.items()
+        ]
+        if self._unmarked is not None:
+            jobs.append(self._mark(self._unmarked))
+
         async def _all() -> None:
-            await asyncio.gather(
-                *(
-                    a.setitem((i, slice(None), slice(None)), packed[n])
-                    for n, a in self._arrays.items()
-                )
-            )
+            await asyncio.gather(*jobs)
 
         sync(_all())
+        self._unmarked = i
 
-    def mark_complete(self, i: int) -> None:
-        self._complete[i] = True
+    def flush(self) -> None:
+        """Mark the last written step complete."""
+        from zarr.core.sync import sync
+
+        if self._unmarked is not None:
+            sync(self._mark(self._unmarked))
+            self._unmarked = None
+
+    def _mark(self, i: int):
+        # Whole marker chunks: no read-modify-write of the chunk holding step i.
+        self._flags[i] = True
+        c0 = (i // CHUNK_TIME_1D) * CHUNK_TIME_1D
+        c1 = min(c0 + CHUNK_TIME_1D, len(self._flags))
+        return self._marker.setitem(slice(c0, c1), self._flags[c0:c1].copy())
 
 
 def _root_attrs(
