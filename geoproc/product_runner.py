@@ -12,6 +12,7 @@ clean run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -114,6 +115,14 @@ def _fingerprint(cube: xr.Dataset, product: str, spec_version: str, options: dic
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _blocked_inputs(cube_url: str | storage.Location, product: str) -> xr.Dataset:
+    """The product's declared inputs, lazily without Dask (picklable entry for workers)."""
+    module = product_module(product)
+    return product_stage.declared_inputs(
+        select_inputs(open_cube(cube_url, dask=False), product), module.SPEC
+    )
+
+
 def _base_fingerprint(product: str, module, options: dict) -> str:
     """What besides the dates decides a product's outputs: product, version, options."""
     payload = {
@@ -195,12 +204,14 @@ def run_product_on_cube(
     options: dict[str, Any] | None = None,
     blocking: str | None = None,
     block_memory_bytes: int = product_stage.DEFAULT_BLOCK_BYTES,
+    client=None,
 ) -> ProductResult:
     """Compute `product` from one tile's cube and write its product store (idempotent).
 
     ``blocking``: `tile` forces the whole-tile path, `space`/`time` a blocked one; None takes
     the product's declaration (`geoproc.products.stage_blocking`). ``block_memory_bytes``
-    bounds the working set of one block.
+    bounds the working set of one block. ``client``: a `distributed.Client` whose workers
+    run groups of blocks (blocked modes only; the whole-tile path stays in this process).
     """
     module = product_module(product)
     options = dict(options or {})
@@ -259,6 +270,8 @@ def run_product_on_cube(
                 r, full, inputs, product, module, options, cube_url, fingerprint
             ),
             budget_bytes=block_memory_bytes,
+            client=client,
+            open_inputs=functools.partial(_blocked_inputs, cube_url, product),
         )
         steps = int(template.sizes.get("time", template.sizes.get("year", 1)))
     _write_marker(location, fingerprint, steps, product, history, options)

@@ -19,6 +19,7 @@ completion marker after the last block.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,7 @@ from geoproc.inference.blocks import (
     Block,
     BlockStats,
     block_side,
+    chunk_groups,
     run_blocks,
     space_blocks,
     time_blocks,
@@ -95,9 +97,14 @@ def run_blocked(
     finish: Callable[[xr.Dataset], xr.Dataset],
     budget_bytes: int = DEFAULT_BLOCK_BYTES,
     prefetch: bool = True,
+    client=None,
+    open_inputs: Callable[[], xr.Dataset] | None = None,
 ) -> xr.Dataset:
     """Run `module.run` block by block into the store at `location`; returns the template
-    (the store's structure, lazily). `finish` adds the store attributes (provenance)."""
+    (the store's structure, lazily). `finish` adds the store attributes (provenance).
+
+    With a Dask ``client``, groups of blocks run as tasks on its workers; ``open_inputs``
+    (picklable, e.g. a `functools.partial`) opens the same inputs there."""
     spec = module.SPEC
     halo = int(spec.halo) if mode == "space" else 0
     blocks = plan_blocks(inputs, mode=mode, halo=halo, budget_bytes=budget_bytes)
@@ -106,7 +113,58 @@ def run_blocked(
     if not any(template[v].size for v in template.data_vars):
         raise NoDataError(f"{spec.name} produced no pixels.")
     _write_template(template, location)
-    names = list(template.data_vars)
+    dims = {n: template[n].dims for n in template.data_vars}
+    if client is None:
+        stats = _run_group(blocks, module, lambda: inputs, location, mode, options, dims, prefetch)
+    else:
+        # One Dask task per group of blocks sharing output chunks: no two workers write the
+        # same chunk. Each task opens the cube itself (`open_inputs`), arrays never travel.
+        if open_inputs is None:
+            raise ValueError("run_blocked on a Dask client needs open_inputs")
+        futures = client.map(
+            _run_group,
+            chunk_groups(blocks, chunk=OUTPUT_CHUNK),
+            module=module.__name__,
+            open_inputs=open_inputs,
+            location=location,
+            mode=mode,
+            options=options,
+            dims=dims,
+            prefetch=False,
+            pure=False,
+        )
+        stats = BlockStats()
+        for part in client.gather(futures):
+            stats.blocks += part.blocks
+            stats.read_s += part.read_s
+            stats.compute_s += part.compute_s
+            stats.write_s += part.write_s
+    log.info(
+        "%s: %d %s block(s), read %.1fs, compute %.1fs, write %.1fs",
+        spec.name,
+        stats.blocks,
+        mode,
+        stats.read_s,
+        stats.compute_s,
+        stats.write_s,
+    )
+    return template
+
+
+def _run_group(
+    blocks: list[Block],
+    module,
+    open_inputs: Callable[[], xr.Dataset],
+    location: storage.Location,
+    mode: str,
+    options: dict[str, Any],
+    dims: dict[str, tuple],
+    prefetch: bool,
+) -> BlockStats:
+    """read -> run -> crop -> region write for `blocks` (in this process or a Dask worker)."""
+    if isinstance(module, str):
+        module = importlib.import_module(module)
+    inputs = open_inputs()
     group = zarr.open_group(storage.zarr_store(location), mode="r+", zarr_format=3)
 
     def read(block: Block) -> xr.Dataset:
@@ -120,24 +178,12 @@ def run_blocked(
         # Straight to the zarr arrays: the template fixed dtypes, fill values and chunks, and
         # xarray's region write would re-read the store's metadata for every block.
         region = {"y": block.y, "x": block.x} if mode == "space" else {"time": block.time}
-        for name in names:
-            var = out[name].transpose(*template[name].dims)
-            index = tuple(region.get(d, slice(None)) for d in var.dims)
+        for name, var_dims in dims.items():
+            var = out[name].transpose(*var_dims)
+            index = tuple(region.get(d, slice(None)) for d in var_dims)
             group[name][index] = _encoded(var)
 
-    stats: BlockStats = run_blocks(
-        blocks, read=read, compute=compute, write=write, prefetch=prefetch
-    )
-    log.info(
-        "%s: %d %s block(s), read %.1fs, compute %.1fs, write %.1fs",
-        spec.name,
-        stats.blocks,
-        mode,
-        stats.read_s,
-        stats.compute_s,
-        stats.write_s,
-    )
-    return template
+    return run_blocks(blocks, read=read, compute=compute, write=write, prefetch=prefetch)
 
 
 def append_dates(

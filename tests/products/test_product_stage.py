@@ -177,3 +177,46 @@ def test_new_dates_append_to_an_incremental_product(tmp_path):
     for name in fresh.data_vars:
         np.testing.assert_array_equal(appended[name].values, fresh[name].values, err_msg=name)
     assert appended.attrs["geoproc:source_items"] == fresh.attrs["geoproc:source_items"]
+
+
+def test_blocks_on_a_dask_cluster_write_the_same_bytes(cube_url, tmp_path, monkeypatch):
+    """Groups of blocks sharing output chunks run as tasks on the workers (which open the
+    cube themselves): the store has the in-process bytes."""
+    from distributed import Client, LocalCluster
+
+    monkeypatch.setattr(product_stage, "OUTPUT_CHUNK", 32)  # 70 x 60 px: 3 x 2 chunk groups
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        local = run_product_on_cube(
+            "flood", cube_url, str(tmp_path / "local"), tile="T", block_memory_bytes=2**15
+        )
+        with (
+            LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            remote = run_product_on_cube(
+                "flood",
+                cube_url,
+                str(tmp_path / "dask"),
+                tile="T",
+                block_memory_bytes=2**15,
+                client=client,
+            )
+            tasks = sum(len(v) for v in client.run_on_scheduler(_task_keys).values())
+    assert remote.mode == local.mode == "space"
+    assert tasks == 6
+    assert _digest(remote.store) == _digest(local.store)
+
+
+def _task_keys(dask_scheduler) -> dict:
+    return {
+        "tasks": [
+            n
+            for name, group in dask_scheduler.task_groups.items()
+            if "run_group" in str(name)
+            for n in range(sum(group.states.values()))
+        ]
+    }
