@@ -27,10 +27,17 @@ one value per scene, its spread inside the scene (`SceneAtmosphereVariability`);
 calibrated on real Landsat C2 L2 scenes against the USGS ST (`real_cases`). Atmospheres in
 ``atmos_*`` variables with spatial dimensions (e.g. the USGS ST_ATRAN/URAD/DRAD layers read by
 `landsat_c2`) are used per pixel.
+
+A Landsat C2 L2 cube (``st_trad``, ``st_urad``, ``st_drad``, ``st_atran``, optionally
+``st_emis``) is read as it is (`cube_st`): ``lwir11`` becomes the TOA brightness temperature
+of ST_TRAD with the band's K1/K2, the ST atmosphere is used per pixel, and ``st_emis`` with
+``usgs_emissivity=True``. The USGS surface temperature (``st_temperature``, or an ``lwir11``
+whose attributes say surface temperature) is never taken for a brightness temperature.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
 
@@ -47,7 +54,7 @@ from geoproc.products.lst.cloud_screen import (
     near_cloud_sigma,
     residual_cloud,
 )
-from geoproc.products.lst.cube_st import band_constants, has_st_layers, st_inputs
+from geoproc.products.lst.cube_st import band_constants, has_st_layers, st_inputs, time_sensors
 from geoproc.products.lst.params import METHODS, LSTParams
 from geoproc.products.lst.planck import constants_for_dataset, thermal_band
 from geoproc.products.lst.rte import (
@@ -145,6 +152,14 @@ SPEC = ProductSpec(
         "atmos_upwelling_lwir12",
         "atmos_downwelling_lwir12",
         "atmos_water_vapour",
+        # Landsat C2 L2 cubes (`cube_st`): TOA radiance, per-pixel atmosphere and emissivity
+        # of the USGS ST product, and its surface temperature (recognised, never read as BT)
+        "st_trad",
+        "st_urad",
+        "st_drad",
+        "st_atran",
+        "st_emis",
+        "st_temperature",
     ),
     temporal="scene",
     outputs=(
@@ -227,6 +242,9 @@ def run(
         given = {k: v for k, v in given.items() if not _is_default(k, v)}
     p = LSTParams.from_options(params, **given)
     ds = _check_type(dataset)
+    mixed = _sensor_groups(ds, p)
+    if mixed:
+        return _run_per_sensor(ds, p, mixed)
     st_attrs: dict = {}
     if p.thermal_constants != "auto":
         constants, constants_source = p.thermal_constants, "thermal_constants option"
@@ -362,6 +380,37 @@ def run(
             out[name].attrs["grid_mapping"] = ds["lwir11"].attrs["grid_mapping"]
     out = apply_output_attrs(out, SPEC, p.as_attrs())
     out.attrs.update(st_attrs)
+    return out
+
+
+def _sensor_groups(ds: xr.Dataset, p: LSTParams) -> dict[str, list[int]]:
+    """Time-step indices per Landsat sensor when a C2 L2 cube mixes sensors (else empty):
+    each thermal band has its own K1/K2, so each sensor's steps are run on their own."""
+    if p.thermal_constants != "auto" or "thermal_k1" in ds.attrs or not has_st_layers(ds):
+        return {}
+    per_time = time_sensors(ds)
+    if per_time is None or len(set(per_time[0]) - {None}) < 2:
+        return {}
+    groups: dict[str, list[int]] = {}
+    for i, sensor in enumerate(per_time[0]):
+        groups.setdefault(sensor or "landsat8", []).append(i)
+    return groups
+
+
+def _run_per_sensor(ds: xr.Dataset, p: LSTParams, groups: dict[str, list[int]]) -> xr.Dataset:
+    parts = []
+    for sensor, steps in groups.items():
+        part = run(ds.isel(time=steps), params=dataclasses.replace(p, thermal_constants=sensor))
+        parts.append(part)
+    out = xr.concat(parts, dim="time", combine_attrs="override").sortby("time")
+    out = apply_output_attrs(out, SPEC, p.as_attrs())
+    out.attrs["geoproc:thermal_constants"] = (
+        "per time step: "
+        + ", ".join(f"{sensor} ({len(steps)} steps)" for sensor, steps in groups.items())
+        + f" ({time_sensors(ds)[1]})"
+    )
+    for key in ("geoproc:thermal_k1", "geoproc:thermal_k2", "geoproc:thermal_sensor"):
+        out.attrs.pop(key, None)
     return out
 
 

@@ -13,6 +13,8 @@ read as a brightness temperature: it is already corrected for the atmosphere and
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import xarray as xr
 
@@ -93,8 +95,9 @@ def st_inputs(
         bt.attrs["grid_mapping"] = ds[ST_RADIANCE].attrs["grid_mapping"]
     out["lwir11"] = bt
     for name, target in ST_ATMOSPHERE.items():
-        if target not in ds:  # an atmosphere the user put in wins
-            out[target] = ds[name].astype("float64")
+        # the per-pixel ST layers replace the cube's per-scene atmos_* (NaN when the items
+        # carry none); run()'s `atmosphere` option still wins over both
+        out[target] = ds[name].astype("float64")
     if usgs_emissivity and "emissivity_lwir11" not in ds:
         out = _with_st_emissivity(out)
     attrs = {
@@ -132,23 +135,53 @@ def band_constants(ds: xr.Dataset) -> tuple[str | dict, str]:
         sensor = _sensor_key(attrs.get(key))
         if sensor:
             return sensor, f"{sensor} (dataset attribute {key}={attrs[key]!r})"
-    for key in ("spacecraft", "platform"):
-        if key in ds.coords:
-            values = {str(v) for v in np.atleast_1d(ds[key].values)}
-            sensors = {_sensor_key(v) for v in values}
-            if len(sensors) == 1 and None not in sensors:
-                sensor = sensors.pop()
-                return sensor, f"{sensor} ({key} coordinate {sorted(values)[0]!r})"
-            if len(sensors - {None}) > 1:
-                raise UsageError(
-                    f"The dataset's {key} coordinate mixes Landsat sensors ({', '.join(sorted(values))}); "
-                    f"their thermal bands differ: run LST on one sensor at a time "
-                    f"(dataset.isel(time=dataset.{key} == ...))."
-                )
+    per_time = time_sensors(ds)
+    if per_time is not None:
+        sensors, where = per_time
+        known = set(sensors) - {None}
+        if len(known) == 1 and None not in sensors:
+            sensor = known.pop()
+            return sensor, f"{sensor} ({where})"
+        if len(known) > 1:
+            raise UsageError(
+                f"The dataset mixes Landsat sensors ({', '.join(sorted(known))}, from {where}); "
+                "their thermal bands differ: run LST on one sensor's time steps at a time."
+            )
     return (
         "landsat8",
         "landsat8 (assumed: no thermal_k1/k2, spacecraft or platform names the sensor)",
     )
+
+
+def time_sensors(ds: xr.Dataset) -> tuple[list[str | None], str] | None:
+    """The sensor key of each time step and where it was read, or None when nothing names it.
+
+    From a ``spacecraft``/``platform`` coordinate along time, else from the cube's
+    ``geoproc:source_items`` attribute (the Landsat product ids of each step, e.g.
+    ``LE07_L2SP_...``: the first four characters name the sensor).
+    """
+    n = ds.sizes.get("time")
+    for key in ("spacecraft", "platform"):
+        if key in ds.coords and ds[key].size >= 1:
+            values = [str(v) for v in np.atleast_1d(ds[key].values)]
+            sensors = [_sensor_key(v) for v in values]
+            if any(sensors):
+                return sensors, f"{key} coordinate {sorted(set(values))}"
+    items = ds.attrs.get("geoproc:source_items")
+    if isinstance(items, str):
+        try:
+            items = json.loads(items)
+        except ValueError:
+            items = None
+    if isinstance(items, (list, tuple)) and n is not None and len(items) == n:
+        sensors = []
+        for step in items:
+            ids = [step] if isinstance(step, str) else list(step or [])
+            keys = {_sensor_key(str(i)) for i in ids} - {None}
+            sensors.append(keys.pop() if len(keys) == 1 else None)
+        if any(sensors):
+            return sensors, "geoproc:source_items product ids"
+    return None
 
 
 def _sensor_key(value) -> str | None:
