@@ -385,12 +385,13 @@ def run(
 
 def _sensor_groups(ds: xr.Dataset, p: LSTParams) -> dict[str, list[int]]:
     """Time-step indices per Landsat sensor when a C2 L2 cube mixes sensors (else empty):
-    each thermal band has its own K1/K2, so each sensor's steps are run on their own."""
+    each thermal band has its own K1/K2, so each sensor's steps are run on their own; steps
+    no product id names are taken as Landsat 8 (said in the output attributes)."""
     if p.thermal_constants != "auto" or "thermal_k1" in ds.attrs or not has_st_layers(ds):
         return {}
     per_time = time_sensors(ds)
-    if per_time is None or len(set(per_time[0]) - {None}) < 2:
-        return {}
+    if per_time is None or len(set(per_time[0])) < 2:
+        return {}  # one sensor (or one named, none unknown): `band_constants` decides
     groups: dict[str, list[int]] = {}
     for i, sensor in enumerate(per_time[0]):
         groups.setdefault(sensor or "landsat8", []).append(i)

@@ -195,6 +195,13 @@ def test_cube_mixing_sensors_runs_each_with_its_own_band(realdata):
         np.testing.assert_array_equal(out.lst.values[step], alone.lst.values[0])
         s = score(out.lst.values[step : step + 1], cube.st_temperature.values, mask=clear)
         assert s["rmse"] <= 0.3  # measured 0.042 (TM), 0.027 (ETM+)
+    # a step no id names is taken as Landsat 8, the named one keeps its own band
+    unnamed = mixed.assign_attrs(
+        {"geoproc:source_items": [["x_SR"], mixed.attrs["geoproc:source_items"][1]]}
+    )
+    partly = lst.run(unnamed, usgs_emissivity=True)
+    assert partly.attrs["geoproc:thermal_constants"].startswith("per time step: landsat8 (1 steps)")
+    np.testing.assert_array_equal(partly.lst.values[1], out.lst.values[1])
     # one sensor named per step by the product ids alone
     one = l7.assign_attrs(
         {"geoproc:source_items": [["LE07_L2SP_090084_20210331_20210426_02_T1_ST"]]}
