@@ -124,7 +124,16 @@ def write_run_report(out: storage.Location, run_id: str, report: dict) -> dict[s
         json_location, json.dumps(report, indent=2, sort_keys=True, default=str).encode()
     )
     storage.write_bytes_atomic(html_location, render_html(report).encode())
-    return {"json": json_location.url, "html": html_location.url}
+    # Reruns reuse the run id: each attempt is also kept, never overwritten, and indexed.
+    from geoproc.publish.report_history import archive_report
+
+    archived = archive_report(out, run_id, report, render=render_html)
+    return {
+        "json": json_location.url,
+        "html": html_location.url,
+        "attempt": archived["html"],
+        "index": archived["index"],
+    }
 
 
 def render_html(report: dict) -> str:
@@ -138,6 +147,7 @@ def render_html(report: dict) -> str:
         f"<h1>geoproc run {run_id}</h1>",
         _status_line(report),
         _links_section(report.get("links", {})),
+        _charts(report),
         _request_section(report.get("request", {})),
         _timings_section(report.get("timings_s", {})),
         _inputs_section(report.get("inputs", {})),
@@ -150,12 +160,20 @@ def render_html(report: dict) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def _charts(report: dict) -> str:
+    from geoproc.publish.report_charts import charts_section
+
+    return charts_section(report)
+
+
 _CSS = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
     "table{border-collapse:collapse;margin:.5em 0 1.5em}"
     "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}"
     "th{background:#f3f3f3}.num{text-align:right}.failed{color:#b00020;font-weight:bold}"
     ".ok{color:#1b5e20;font-weight:bold}.bar{display:inline-block;height:.8em;background:#90a4ae}"
+    ".charts{display:flex;flex-wrap:wrap;gap:1em 2.5em}figure{margin:0}"
+    "figcaption{font-weight:bold;margin-bottom:.3em}"
 )
 
 
