@@ -21,9 +21,9 @@ import xarray as xr
 from geoproc.errors import UsageError
 from geoproc.products.lst.planck import (
     SPACECRAFT_CONSTANTS,
-    THERMAL_CONSTANTS,
     bt_from_radiance,
     constants_for_dataset,
+    thermal_band,
 )
 
 ST_RADIANCE = "st_trad"
@@ -62,8 +62,9 @@ def st_inputs(
     """`ds` with ``lwir11`` = TOA BT from ``st_trad`` and the ST atmosphere as ``atmos_*_lwir11``.
 
     `constants` (a `planck.THERMAL_CONSTANTS` key or {band: ThermalBand}) default to
-    `band_constants`. Returns the dataset and the provenance attributes for the output. Wherever ST_TRAD or one
-    of the atmosphere layers is masked, ``lwir11`` is NaN, so no LST is made there. With
+    `band_constants`. Returns the dataset and the provenance attributes for the output.
+    Wherever ST_TRAD or one of the atmosphere layers is masked, ``lwir11`` is NaN, so no LST
+    is made there. With
     `usgs_emissivity`, ``st_emis`` becomes ``emissivity_lwir11`` (a given one is kept).
     Datasets without the ST layers come back unchanged (an ST-only ``lwir11`` is refused).
     """
@@ -76,9 +77,7 @@ def st_inputs(
         return ds, {}
     if constants is None:
         constants, constants_source = band_constants(ds)
-    band = constants["lwir11"] if isinstance(constants, dict) else None
-    if band is None:
-        band = THERMAL_CONSTANTS[constants]["lwir11"]
+    band = thermal_band("lwir11", constants=constants)  # validates a user's constants
     radiance = ds[ST_RADIANCE].astype("float64")
     layers = [ds[name].astype("float64") for name in ST_ATMOSPHERE]
     all_known = np.isfinite(radiance)
@@ -98,7 +97,8 @@ def st_inputs(
         # the per-pixel ST layers replace the cube's per-scene atmos_* (NaN when the items
         # carry none); run()'s `atmosphere` option still wins over both
         out[target] = ds[name].astype("float64")
-    if usgs_emissivity and "emissivity_lwir11" not in ds:
+    provided_emissivity = "emissivity_lwir11" in ds
+    if usgs_emissivity and not provided_emissivity:
         out = _with_st_emissivity(out)
     attrs = {
         "geoproc:lwir11_source": f"TOA brightness temperature from {ST_RADIANCE} (Landsat C2 L2)",
@@ -107,7 +107,7 @@ def st_inputs(
         "geoproc:thermal_k1": band.k1,
         "geoproc:thermal_k2": band.k2,
     }
-    if usgs_emissivity:
+    if usgs_emissivity and not provided_emissivity:
         attrs["geoproc:emissivity_source"] = "Landsat C2 L2 ST_EMIS (ASTER GED)"
     return out, _spacecraft_attrs(constants, out, attrs)
 
