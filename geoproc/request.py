@@ -8,11 +8,12 @@ with a message naming the argument before any store is touched.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from geoproc.catalog.sensors import profile_for
@@ -45,13 +46,78 @@ def parse_date(text: str | date, *, argument: str) -> date:
         ) from None
 
 
-def parse_date_range(start: str | date, end: str | date) -> tuple[date, date]:
-    """(start, end), inclusive, refusing reversed ranges."""
-    s = parse_date(start, argument="--start")
-    e = parse_date(end, argument="--end")
+NOW = "now"
+"""The --end value (also its default) meaning today, UTC, resolved when the request is made."""
+
+_DURATION = re.compile(r"-?P(?=\d)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?")
+
+
+def is_relative(start: str | date) -> bool:
+    """Whether --start is an ISO-8601 duration (``-P30D``, ``P1M``): a rolling window."""
+    return isinstance(start, str) and start.strip().upper().lstrip("-").startswith("P")
+
+
+def parse_end(end: str | date | None, *, today: date | None = None) -> date:
+    """--end as a date; omitted or ``now`` is today (UTC) at the time of the request."""
+    if end is None or (isinstance(end, str) and end.strip().lower() in ("", NOW)):
+        return today or datetime.now(UTC).date()
+    return parse_date(end, argument="--end")
+
+
+def parse_duration_start(text: str, end: date) -> date:
+    """The first day of a rolling window: `end` minus an ISO-8601 date duration.
+
+    ``-P30D`` (or ``P30D``) is 30 days before --end, ``-P2W`` two weeks, ``-P1M`` one
+    calendar month (clipped to the month's last day, dateutil's `relativedelta`, a pandas
+    dependency, rather than hand-written month arithmetic). Time parts (``PT6H``) are refused:
+    the windows are whole days.
+    """
+    from dateutil.relativedelta import relativedelta
+
+    match = _DURATION.fullmatch(text.strip().upper())
+    if not match:
+        raise InvalidDateError(
+            f"--start {text!r} is neither a date nor an ISO-8601 duration: write YYYY-MM-DD or "
+            "a window before --end such as -P30D (30 days), -P2W or -P1M."
+        )
+    years, months, weeks, days = (int(g or 0) for g in match.groups())
+    try:
+        return end - relativedelta(years=years, months=months, weeks=weeks, days=days)
+    except (OverflowError, ValueError):
+        raise InvalidDateError(
+            f"--start {text!r} reaches before the year 1: pick a shorter duration."
+        ) from None
+
+
+def parse_date_range(
+    start: str | date, end: str | date | None = NOW, *, today: date | None = None
+) -> tuple[date, date]:
+    """(start, end), inclusive, refusing reversed ranges.
+
+    --start may be a duration before --end (a rolling window, see `parse_duration_start`);
+    --end may be omitted or ``now`` (today, UTC).
+    """
+    e = parse_end(end, today=today)
+    if is_relative(start):
+        s = parse_duration_start(str(start), e)
+    else:
+        s = parse_date(start, argument="--start")
     if e < s:
         raise InvalidDateError(f"--end {e} is before --start {s}: swap them or pick a later --end.")
     return s, e
+
+
+def window_parameters(start: str | date, end: str | date | None) -> tuple[str, str]:
+    """(start, end) as a deployment stores them: a rolling window stays relative (each
+    scheduled run resolves it on its own day); fixed dates are stored as ISO dates."""
+    parse_date_range(start, end)  # refuse a bad window now, not at the first scheduled run
+    end_text = NOW if end is None or str(end).strip().lower() in ("", NOW) else str(end)
+    if end_text != NOW:
+        end_text = str(parse_end(end_text))
+    start_text = (
+        str(start).strip() if is_relative(start) else str(parse_date(start, argument="--start"))
+    )
+    return start_text, end_text
 
 
 def parse_products(names: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
@@ -86,15 +152,20 @@ def parse_collections(names: str | list[str] | tuple[str, ...]) -> tuple[str, ..
 def check_catalog(
     url: str, *, timeout: float = 10.0, attempts: int = 4, retry_delay: float = 0.5
 ) -> dict[str, Any]:
-    """Fetch the catalog's landing page; a catalog that does not answer is named in the error.
+    """Fetch a STAC API's landing page; a catalog that does not answer is named in the error.
+
+    A static catalog.json or a folder of item files (see `classify_catalog`) returns ``{}``
+    without network access: the search reads those and names them when they fail.
 
     Throttling (429), 5xx and dropped connections are retried `attempts` times with
     doubling delays; refused credentials (401/403) are a `CredentialsError` at once.
     """
+    from geoproc.catalog.source import classify_catalog
     from geoproc.redact import redact_url
     from geoproc.settings import get_settings
 
-    check_catalog_url(url)
+    if classify_catalog(url).kind != "api":
+        return {}  # a static catalog or a folder has no landing page: the search reads it
     shown = redact_url(url)
     request = urllib.request.Request(url, headers=get_settings().catalog_headers())
     reason: object = None
@@ -139,19 +210,6 @@ def check_catalog(
     return landing
 
 
-def check_catalog_url(url: str) -> str:
-    """The catalog URL's form: http(s) with a host (no network access)."""
-    from urllib.parse import urlparse
-
-    parsed = urlparse(str(url))
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise UsageError(
-            f"--catalog {url!r} is not an http(s) URL of a STAC API: pass e.g. "
-            "https://earth-search.aws.element84.com/v1 or a local `geoproc stac serve` URL."
-        )
-    return url
-
-
 @dataclass(frozen=True)
 class RunRequest:
     """Everything a run needs; build it with `RunRequest.create` to validate."""
@@ -165,7 +223,7 @@ class RunRequest:
     end: date
     """Last day, inclusive."""
     catalog: str
-    """STAC API root URL."""
+    """STAC API root URL, static catalog.json (local, s3://, http) or folder of item files."""
     out: Location
     """Output root (local, file:// or s3://)."""
     collections: tuple[str, ...] = DEFAULT_COLLECTIONS
@@ -180,17 +238,18 @@ class RunRequest:
         products: str | list[str],
         aoi: Any,
         start: str | date,
-        end: str | date,
+        end: str | date | None = NOW,
         catalog: str,
         out: str,
         collections: str | list[str] = DEFAULT_COLLECTIONS,
         options: dict[str, Any] | None = None,
     ) -> RunRequest:
+        from geoproc.catalog.source import classify_catalog
         from geoproc.plan import check_request_size
         from geoproc.storage import parse_url
 
         s, e = parse_date_range(start, end)
-        check_catalog_url(catalog)
+        source = classify_catalog(catalog)  # the same three kinds as `cube build` (exit 2)
         _check_aoi(aoi)
         _check_options(options or {})
         chosen = parse_collections(collections)
@@ -205,7 +264,7 @@ class RunRequest:
             aoi=aoi,
             start=s,
             end=e,
-            catalog=catalog.rstrip("/"),
+            catalog=source.location,
             out=parse_url(out),
             collections=chosen,
             options=dict(options or {}),

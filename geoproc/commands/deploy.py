@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from geoproc.commands.run import CATALOG_HELP, END_HELP, START_HELP
 from geoproc.request import DEFAULT_COLLECTIONS, PRODUCTS
 
 
@@ -17,12 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     regional.add_argument("--work-pool", default=None, help="Prefect work pool for the runs")
     regional.add_argument("--products", default=",".join(PRODUCTS), help="comma-separated products")
-    regional.add_argument("--catalog", required=True, help="STAC API root URL")
+    regional.add_argument("--catalog", required=True, help=CATALOG_HELP)
     regional.add_argument(
         "--aoi", required=True, help="WEST,SOUTH,EAST,NORTH | GeoJSON file | tile ids"
     )
-    regional.add_argument("--start", required=True, help="first date, YYYY-MM-DD")
-    regional.add_argument("--end", required=True, help="last date, YYYY-MM-DD")
+    regional.add_argument(
+        "--start",
+        required=True,
+        help=START_HELP + "; the deployment stores the window, each run resolves it on its day",
+    )
+    regional.add_argument("--end", default="now", help=END_HELP)
     regional.add_argument("--out", required=True, help="output root")
     regional.add_argument("--collections", default=",".join(DEFAULT_COLLECTIONS))
     regional.add_argument("--tile-size", type=int, default=1024)
@@ -37,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _regional(args: argparse.Namespace) -> int:
     from geoproc.errors import UsageError
     from geoproc.grid import parse_aoi
-    from geoproc.request import RunRequest
+    from geoproc.request import RunRequest, window_parameters
 
     fields = args.cron.split()
     if len(fields) not in (5, 6):
@@ -49,6 +54,7 @@ def _regional(args: argparse.Namespace) -> int:
         catalog=args.catalog, out=args.out, collections=args.collections,
     )  # fmt: skip
     parse_aoi(request.aoi)
+    start, end = window_parameters(args.start, args.end)  # a rolling window stays relative
     from flows.deployments import deploy_regional
 
     deployment_id = deploy_regional(
@@ -57,7 +63,7 @@ def _regional(args: argparse.Namespace) -> int:
         work_pool=args.work_pool,
         parameters={
             "products": ",".join(request.products), "aoi": str(request.aoi), "catalog": request.catalog,
-            "out": request.out.url, "start": str(request.start), "end": str(request.end),
+            "out": request.out.url, "start": start, "end": end,
             "collections": ",".join(request.collections), "tile_size_px": args.tile_size,
             **({"dask_address": args.dask_address} if args.dask_address else {}),
         },

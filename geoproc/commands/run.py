@@ -7,17 +7,26 @@ import json
 
 from geoproc.request import DEFAULT_COLLECTIONS, PRODUCTS
 
+CATALOG_HELP = (
+    "STAC API root URL, static catalog.json (path, s3:// or http(s)) or folder of item files"
+)
+START_HELP = (
+    "first date, YYYY-MM-DD, or a rolling window before --end as an ISO-8601 duration: "
+    "--start=-P30D (30 days), -P2W, -P1M (write it with '=' so it is not read as an option)"
+)
+END_HELP = "last date (inclusive), YYYY-MM-DD, or 'now' (the default): today, UTC, at run time"
+
 
 def add_request_arguments(
     parser: argparse.ArgumentParser, *, catalog_required: bool = True
 ) -> None:
     """The arguments of a run request, shared by `run` and `demo`-like commands."""
-    parser.add_argument("--catalog", required=catalog_required, help="STAC API root URL")
+    parser.add_argument("--catalog", required=catalog_required, help=CATALOG_HELP)
     parser.add_argument(
         "--aoi", required=True, help="WEST,SOUTH,EAST,NORTH | GeoJSON file | tile ids"
     )
-    parser.add_argument("--start", required=True, help="first date, YYYY-MM-DD")
-    parser.add_argument("--end", required=True, help="last date (inclusive), YYYY-MM-DD")
+    parser.add_argument("--start", required=True, help=START_HELP)
+    parser.add_argument("--end", default="now", help=END_HELP)
     parser.add_argument(
         "--out", required=True, help="output root: path, file:// or s3://bucket/prefix"
     )
