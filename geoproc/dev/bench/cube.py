@@ -6,6 +6,11 @@ whether it keeps up with `stackstac.stack(...).to_zarr(...)` and
 `odc.stac.load(...).to_zarr(...)` on the same items and grid. Every method moves the same
 volume: (items x bands x tile pixels) per tile, reported as megapixels per second. Peak
 memory is the largest RSS above the starting RSS, sampled every 10 ms.
+
+Two modes: ``--archive`` (default ``--granules sample``: the sample archive's small
+granules, in-process, where per-item overhead dominates) and ``--granules full``
+(generated HLS-size COGs, every method a whole process: `geoproc.dev.bench._full_run`).
+Both end with ``bench cube: geoproc/stackstac speed R, geoproc/floor R``.
 """
 
 from __future__ import annotations
