@@ -88,7 +88,7 @@ def inputs_svg(inputs: dict) -> str:
     label_w, bar_w, row_h = 150, 300, 20
     legend_h = 18
     height = row_h * len(collections) + legend_h + 6
-    out = [f'<svg width="560" height="{height}" {_FONT}>']
+    out = [f'<svg width="640" height="{height}" {_FONT}>']
     for i, name in enumerate(collections):
         y = i * row_h + 2
         x = float(label_w)

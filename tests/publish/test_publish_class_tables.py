@@ -70,16 +70,13 @@ def test_flood_water_colours_and_names():
 def test_water_source_gets_a_colour_per_sensor_combination():
     spec = _spec("flood", "water_source")
     style = style_for("water_source", spec.attrs(), product="flood")
-    assert [(c.value, c.name) for c in style.classes] == [
-        (0, "none"),
-        (1, "optical"),
-        (2, "sar"),
-        (3, "optical-sar"),
-        (4, "model"),
-        (5, "optical-model"),
-        (6, "sar-model"),
-        (7, "optical-sar-model"),
+    masks, names = spec.flag_masks, spec.flag_meanings
+    expected = [
+        (v, "-".join(n for m, n in zip(masks, names, strict=True) if v & m) or "none")
+        for v in range(8)
     ]
+    assert [(c.value, c.name) for c in style.classes] == expected
+    assert expected[3][1] == f"{names[0]}-{names[1]}"  # e.g. optical-sar
     assert len({c.rgba for c in style.classes}) == 8
     values = np.arange(8, dtype="uint8").reshape(1, 8).repeat(8, axis=0)
     with _cog(values, spec.attrs(), style, "water_source") as src:
@@ -145,5 +142,9 @@ def test_item_with_classes_and_bitfields_validates_offline():
     )
     validate_stac(item)
     diag = item["assets"]["diagnostic"]["classification:bitfields"]
-    assert len(diag) == 14 and all(f["length"] == 1 for f in diag)
-    assert diag[5]["classes"][0]["name"] == "sar_vv_below_threshold"
+    # one one-bit field per mask of the SPEC, named by its meaning
+    assert len(diag) == len(spec.flag_masks) and all(f["length"] == 1 for f in diag)
+    by_offset = {f["offset"]: f["classes"][0]["name"] for f in diag}
+    assert by_offset == {
+        m.bit_length() - 1: n for m, n in zip(spec.flag_masks, spec.flag_meanings, strict=True)
+    }
