@@ -33,7 +33,9 @@ from geoproc.request import PRODUCTS
 log = logging.getLogger(__name__)
 
 MARKER = "geoproc-product.json"
-_OPTICAL = ("L30", "S30", "S2")
+_OPTICAL = ("L30", "S30", "S2", "LC2")
+_THERMAL = ("L30", "LC2")
+"""Platform groups with a thermal band: HLS L30 and Landsat Collection 2 Level-2."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def select_inputs(cube: xr.Dataset, product: str) -> xr.Dataset:
     """The time steps and variables a product reads."""
     platform = cube["platform"].values.astype(str)
     if product == "lst":
-        keep = platform == "L30"
+        keep = np.isin(platform, _THERMAL)
     elif product == "canopy":
         keep = np.isin(platform, _OPTICAL)
     else:
