@@ -36,7 +36,9 @@ def backfill_units(
     )  # fmt: skip
 
 
-@flow(name="backfill")
+# validate_parameters=False: as in flows/regional.py, RunRequest names `Location` only for type
+# checkers (light CLI imports), so pydantic cannot model it; the request was validated when made.
+@flow(name="backfill", validate_parameters=False)
 def backfill(
     request: RunRequest,
     period_months: int = 3,
