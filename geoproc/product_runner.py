@@ -89,6 +89,28 @@ def open_cube(cube_url: str | storage.Location, *, dask: bool = True) -> xr.Data
     return ds
 
 
+def refuse_damaged_cube(cube_url: str | storage.Location) -> None:
+    """Fail with the steps to repair before a product reads a damaged cube.
+
+    Why: a truncated chunk otherwise surfaces as a decode error deep inside a product (a
+    traceback), or worse, as a silently short series. The quick check is one listing of the
+    store (`geoproc.cube.verify`); the cube build repairs what it names.
+    """
+    from geoproc.cube.verify import verify_cube
+
+    location = cube_url if isinstance(cube_url, storage.Location) else storage.parse_url(cube_url)
+    report = verify_cube(location, level="quick")
+    if report.ok:
+        return
+    named = [f"step {i}: {reasons[0]}" for i, reasons in sorted(report.damaged.items())[:3]]
+    named += [f"{v}/zarr.json missing" for v in report.metadata_missing[:3]]
+    raise StoreError(
+        f"The cube {location.url} is damaged ({'; '.join(named)}): rerun `geoproc cube build` "
+        f"(or `geoproc run`) with the same arguments to repair it; `geoproc verify "
+        f"{location.url}` lists every damaged step."
+    )
+
+
 def select_inputs(cube: xr.Dataset, product: str) -> xr.Dataset:
     """The time steps and variables a product reads."""
     platform = cube["platform"].values.astype(str)
@@ -230,6 +252,7 @@ def run_product_on_cube(
             product, tile, location.url, "skipped", int(marker.get("steps", 0)), fingerprint
         )
 
+    refuse_damaged_cube(cube_url)
     mode = blocking or stage_blocking(module, tuple(map(str, inputs.data_vars)), options)
     history = _history(inputs, full)
     new_steps = _appendable(marker, history, product, module, options, mode)

@@ -1,0 +1,24 @@
+"""A product never reads a damaged cube: a geoproc error naming the step, not a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from geoproc.errors import StoreError
+from geoproc.product_runner import refuse_damaged_cube, run_product_on_cube
+from tests.cube.test_cube_store import _archive, _build, _store
+from tests.helpers.cube_items import TILE
+
+
+def test_product_on_a_truncated_chunk_names_the_step_and_the_repair(tmp_path):
+    cat = _archive(tmp_path, n=3)
+    _build(cat, tmp_path / "out")
+    store = _store(tmp_path / "out")
+    refuse_damaged_cube(str(store))  # a good cube passes the quick check
+    (store / "red" / "c" / "1" / "0" / "0").write_bytes(b"")
+    with pytest.raises(StoreError) as err:
+        run_product_on_cube("lst", str(store), str(tmp_path / "out"), tile=TILE.id)
+    message = str(err.value)
+    assert "damaged" in message and "step 1: red: chunk c/1/0/0 is 0 bytes" in message
+    assert "geoproc cube build" in message and "--collections" not in message
+    assert not (tmp_path / "out" / "products").exists()  # nothing written
