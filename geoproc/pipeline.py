@@ -245,11 +245,6 @@ class InProcess:
         return [fn(*args) for args in calls]
 
 
-def plan_and_search(request: RunRequest) -> tuple[list[Tile], SearchResult]:
-    tiles = plan(request)
-    return tiles, search(request, tiles)
-
-
 def run_pipeline(
     request: RunRequest,
     *,
@@ -273,9 +268,10 @@ def run_pipeline(
     if dask_address:
         progress.message(f"Dask dashboard: {dask_exec.dashboard_link(dask_address) or 'none'}")
     t0 = time.perf_counter()
-    [(tiles, found)] = executor.map("plan-and-search", plan_and_search, [(request,)])
-    timings["search"] = time.perf_counter() - t0
+    tiles = plan(request)  # pure and cheap: the plan is shown before the catalog is asked
     progress.message(f"plan: {len(tiles)} tile(s): {', '.join(t.id for t in tiles)}")
+    [found] = executor.map("plan-and-search", search, [(request, tiles)])
+    timings["search"] = time.perf_counter() - t0
     progress.message(
         f"search: {found.found} items, "
         + ", ".join(f"{tid}: {len(ts.steps)} steps" for tid, ts in found.tiles.items())
