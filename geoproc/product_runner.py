@@ -24,7 +24,7 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
-from geoproc import __version__, storage
+from geoproc import __version__, storage, store_lock
 from geoproc.errors import NoDataError, StoreError, UnknownNameError
 from geoproc.inference import product_stage
 from geoproc.products import blocking_of, stage_blocking
@@ -237,6 +237,26 @@ def run_product_on_cube(
     bounds the working set of one block. ``client``: a `distributed.Client` whose workers
     run groups of blocks (blocked modes only; the whole-tile path stays in this process).
     """
+    location = product_location(out, product, tile)
+    with store_lock.hold(location, what="product run"):  # one writer per product store
+        return _run_product_unlocked(
+            product, cube_url, out, tile=tile, options=options, blocking=blocking,
+            block_memory_bytes=block_memory_bytes, client=client,
+        )  # fmt: skip
+
+
+def _run_product_unlocked(
+    product: str,
+    cube_url: str | storage.Location,
+    out: str | storage.Location,
+    *,
+    tile: str,
+    options: dict[str, Any] | None = None,
+    blocking: str | None = None,
+    block_memory_bytes: int = product_stage.DEFAULT_BLOCK_BYTES,
+    client=None,
+) -> ProductResult:
+    """Body of `run_product_on_cube`, called with the store's lock held."""
     module = product_module(product)
     options = dict(options or {})
     full = open_cube(cube_url)
