@@ -97,6 +97,7 @@ def build_cube(request: RunRequest, tile: Tile, steps: list[TimeStep]) -> dict:
         qa_vars=qas,
         options=options,
         parameters=parameters,
+        verify=str(request.options.get("verify", "quick")),
     )
     return asdict(result)
 

@@ -70,6 +70,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--batch-size", type=int, default=2, help="time steps assembled at once (bounds memory)"
     )
     build.add_argument(
+        "--verify",
+        choices=("quick", "full"),
+        default="quick",
+        help="check the steps a rerun would skip: quick (chunks present and non-empty) or full "
+        "(decode every chunk through its crc32c); damaged steps are rebuilt and listed",
+    )
+    build.add_argument(
         "--record", default=None, help="write the run record JSON here (default: stdout)"
     )
     build.set_defaults(func=run_build)
@@ -124,6 +131,7 @@ def run_build(args: argparse.Namespace) -> int:
         max_cloud_cover=args.max_cloud_cover,
         options=options,
         batch_size=args.batch_size,
+        verify=args.verify,
     )
     text = json.dumps(record, indent=2, default=str)
     if args.record:

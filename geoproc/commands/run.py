@@ -63,6 +63,13 @@ def add_request_arguments(
             f"{default} when the server has none, env GEOPROC_{tag.upper().replace('-', '_')}_CONCURRENCY)",
         )
     parser.add_argument(
+        "--verify",
+        choices=("quick", "full"),
+        default="quick",
+        help="check the cube steps a rerun would skip: quick (every chunk present and non-empty, "
+        "one listing) or full (decode every chunk through its crc32c); damaged steps are rebuilt",
+    )
+    parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar or progress lines on stderr"
     )
 
@@ -99,7 +106,12 @@ def request_from_args(args: argparse.Namespace, products: str):
         catalog=args.catalog,
         out=args.out,
         collections=args.collections,
-        options={"tile_size_px": args.tile_size, "max_cloud_cover": args.max_cloud_cover},
+        options={
+            "tile_size_px": args.tile_size,
+            "max_cloud_cover": args.max_cloud_cover,
+            # only a non-default check enters the request (and so its run id)
+            **({"verify": args.verify} if getattr(args, "verify", "quick") != "quick" else {}),
+        },
     )
 
 

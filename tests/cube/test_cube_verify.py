@@ -91,3 +91,20 @@ def test_verify_command_exit_codes_and_report(built, tmp_path, capsys):
     bad = json.loads((tmp_path / "bad.json").read_text())["stores"][0]
     assert list(bad["damaged_steps"]) == ["3"] and "lwir11" in bad["damaged_steps"]["3"][0]
     assert "damaged steps 3" in capsys.readouterr().err
+
+
+def test_cube_build_verify_full_flag_repairs_a_flipped_byte(built, tmp_path):
+    cat, root, clean = built
+    out = _fresh(root, "flag", cat)
+    chunk = _store(out) / "red" / "c" / "0" / "0" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    argv = ["cube", "build", "--catalog", str(cat), "--collections", "HLSL30_2.0",
+            "--aoi", TILE.id, "--start", "2024-01-01", "--end", "2024-12-31", "--out", str(out),
+            "--tile-size", "64", "--bands", "green,red,lwir11",
+            "--record", str(tmp_path / "rec.json")]  # fmt: skip
+    assert main([*argv, "--verify", "full"]) == 0
+    record = json.loads((tmp_path / "rec.json").read_text())["tiles"][TILE.id]
+    assert [r["time"][:10] for r in record["steps_repaired"]] == ["2024-01-15"]
+    assert store_bytes(_store(out)) == clean
