@@ -166,7 +166,8 @@ def test_published_stac_is_valid(small_run):
     catalog = json.loads((out / "stac" / "catalog.json").read_text())
     validate_stac(catalog)
     collections = sorted((out / "stac").glob("*/collection.json"))
-    assert [c.parent.name for c in collections] == ["canopy", "flood", "lst"]
+    # one collection per product and one for the cubes (one item per tile, its Zarr store once)
+    assert [c.parent.name for c in collections] == ["canopy", "cubes", "flood", "lst"]
     for collection in collections:
         validate_stac(json.loads(collection.read_text()))
         items = sorted(collection.parent.glob("*/*.json"))
@@ -177,3 +178,5 @@ def test_published_stac_is_valid(small_run):
             for asset in item["assets"].values():
                 if asset["href"].endswith(".tif"):
                     assert (path.parent / asset["href"]).resolve().is_file()
+                if asset["href"].endswith(".zarr"):
+                    assert (path.parent / asset["href"]).resolve().joinpath("zarr.json").is_file()
