@@ -24,7 +24,7 @@ Every option is a field of `FloodParams` (`flood_params`), written to the output
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -77,7 +77,7 @@ _DIAG_MEANINGS = (
 
 SPEC = ProductSpec(
     name="flood",
-    version="1.2.0",
+    version="1.2.1",
     method=(
         "DSWx-HLS diagnostic tests (Jones 2019; OPERA DSWx-HLS ATBD) + Sentinel-1 hierarchical "
         "split-based thresholding with bimodality test (Chini et al. 2017; Martinis et al. 2015) "
@@ -365,6 +365,10 @@ class _SarPlan:
     borrowed: dict[str, list[bool]] = field(default_factory=dict)
 
 
+SERIES_WATER_MAX_DB = -18.0
+"""Open-water bound (dB) for a date's own split inside a series (see `_plan_sar`)."""
+
+
 def _plan_sar(
     ds: xr.Dataset,
     *,
@@ -386,22 +390,32 @@ def _plan_sar(
     """
     plan = _SarPlan()
     nt = ds.sizes["time"]
+    # A date whose whole scene is more than `max_shift_db` darker than the series' median
+    # (wet snow, frozen ground) neither borrows the series' fit (below) nor gets the
+    # single-date water bound on its own split: its dark mode must be clearly open water
+    # (VV below -18 dB, the calm-water range of Martinis et al. 2015). With the -17 dB
+    # single-date bound, a wet-snow date of the sample archive (scene 4 dB darker, dark mode
+    # at -17.3 dB) was 34 % "flooded" (flood IoU over all dates 0.94 -> 0.87).
+    darkened = replace(options, water_max_db=min(options.water_max_db, SERIES_WATER_MAX_DB))
     for pol in ("vv", "vh"):
         if pol not in ds:
             continue
-        fits: list[GaussianPair | None] = []
-        medians = np.full(nt, np.nan)
         stack = np.stack(
             [_db(ds[pol].isel(time=t).values, units=units, window=window) for t in range(nt)]
         )
         plan.db[pol] = stack
+        medians = np.array(
+            [float(np.nanmedian(s)) if np.isfinite(s).any() else np.nan for s in stack]
+        )
+        centre = float(np.nanmedian(medians)) if np.isfinite(medians).any() else np.nan
+        fits: list[GaussianPair | None] = []
         for t in range(nt):
-            db = stack[t]
-            if np.isfinite(db).any():
-                medians[t] = float(np.nanmedian(db))
-                fits.append(flood_sar.split_based_fit(db, options=options, pol=pol).fit)
-            else:
+            if not np.isfinite(medians[t]):
                 fits.append(None)
+                continue
+            dark = nt > 1 and medians[t] - centre < -max_shift_db
+            opts = darkened if dark else options
+            fits.append(flood_sar.split_based_fit(stack[t], options=opts, pol=pol).fit)
         borrowed = [False] * nt
         own = [f for f in fits if f is not None]
         if share and own and np.isfinite(medians).any():
@@ -410,7 +424,6 @@ def _plan_sar(
                 std=tuple(float(np.median([f.std[k] for f in own])) for k in (0, 1)),
                 weight=tuple(float(np.median([f.weight[k] for f in own])) for k in (0, 1)),
             )
-            centre = float(np.nanmedian(medians))
             for t in range(nt):
                 if (
                     fits[t] is None

@@ -202,3 +202,28 @@ def test_double_bounce_options_from_a_json_request_and_bad_keys():
     assert strict.water.values[t - N_OPTICAL][_inner(r["meadow_flood"])].min() > 0
     with pytest.raises(UsageError, match="min_increase_db"):
         flood.run(ds, double_bounce={"min_rise": 2.0})
+
+
+def test_wet_snow_date_of_a_series_is_not_split_into_water():
+    """A date whose whole scene darkened (wet snow) keeps the open-water bound of -18 dB.
+
+    Its darkest part (-17.3 dB in VV) against the rest (-13.5 dB) is bimodal, and -17.3 dB
+    passes the single-date bound of -17 dB: the sample archive's winter tile was 34 %
+    "flooded" that way. In a series the date is recognised as darkened (scene median more
+    than `sar_max_shift_db` below the series' median) and gets no water.
+    """
+    ds, r = _series(dry_spell=False)
+    rng = np.random.default_rng(7)
+    t = N_OPTICAL + 3
+    snow = np.zeros((N, N), bool)
+    snow[:, : N // 3] = True
+    vv = np.where(snow, -17.3, -13.5)
+    for pol, offset in (("vv", 0.0), ("vh", -7.0)):
+        ds[pol][t] = (10 ** ((vv + offset) / 10) * rng.gamma(ENL, 1 / ENL, (N, N))).astype(
+            np.float32
+        )
+    out = flood.run(ds, sar_history_prior=False)
+    assert (out.water.values[t][snow] > 0).mean() < 0.01
+    # the other SAR dates still find the river (the rule touches darkened dates only)
+    others = [N_OPTICAL + k for k in range(N_SAR) if N_OPTICAL + k != t]
+    assert (out.water.values[others][:, r["river"]] > 0).mean() > 0.9
