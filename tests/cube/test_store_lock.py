@@ -36,30 +36,11 @@ m.main(sys.argv[1:])
 
 @pytest.fixture(scope="module")
 def serial_s3_endpoint():
-    import signal
-    import urllib.request
+    """A moto server that answers one request at a time, as S3 decides conditional writes."""
+    from tests.helpers.servers import moto_s3_server
 
-    from tests.helpers.servers import free_port
-
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", _SERIAL_MOTO, "-p", str(port), "-H", "127.0.0.1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                    break
-            except Exception:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("serial moto server did not start") from None
-                time.sleep(0.1)
+    with moto_s3_server([sys.executable, "-c", _SERIAL_MOTO]) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
 
 
 @pytest.fixture

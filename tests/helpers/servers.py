@@ -19,12 +19,12 @@ from geoproc.dev.stac_server import free_port
 
 
 @contextlib.contextmanager
-def moto_s3_server() -> Iterator[str]:
-    """Run `moto_server` on a free port; yield its endpoint URL."""
+def moto_s3_server(command: list[str] | None = None) -> Iterator[str]:
+    """Run `moto_server` (or `command`, taking moto's arguments) on a free port; yield its URL."""
     port = free_port()
-    exe = Path(sys.executable).with_name("moto_server")
+    command = command or [str(Path(sys.executable).with_name("moto_server"))]
     proc = subprocess.Popen(
-        [str(exe), "-p", str(port), "-H", "127.0.0.1"],
+        [*command, "-p", str(port), "-H", "127.0.0.1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
