@@ -213,13 +213,20 @@ WORKER_KILL_MOMENTS = {
 @pytest.fixture(scope="module")
 def backfill_cluster(stac_api_small, tmp_path_factory):
     """A 2-worker LocalCluster (nanny processes) and a clean backfill's digest at `out`."""
+    import dask
     from distributed import Client, LocalCluster
 
     from geoproc.backfill import run_backfill
 
     out = tmp_path_factory.mktemp("worker-loss") / "out"
-    # for this module only; the workers copy the environment when they are spawned
-    with pytest.MonkeyPatch.context() as env:
+    # The environment is for this module only; the workers copy it when they are spawned.
+    # A SpecCluster closes a lost worker's nanny for good when no worker of that name is back
+    # `lost-worker-timeout` (15 s) after a loss: a second kill of the same worker landing in that
+    # instant left the cluster with one worker (CI). The nanny restarts its worker; keep it.
+    with (
+        pytest.MonkeyPatch.context() as env,
+        dask.config.set({"distributed.deploy.lost-worker-timeout": "1h"}),
+    ):
         env.setenv("GEOPROC_ALLOW_LOCAL_ASSETS", "true")
         cluster = LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
