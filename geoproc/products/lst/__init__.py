@@ -9,7 +9,8 @@ then, per pixel and time step, the best method the inputs allow:
 2. else the Landsat 8 split-window when `lwir12` is present (Jimenez-Munoz & Sobrino 2008;
    Jimenez-Munoz et al. 2014), with the water vapour when known;
 3. else the generalised single-channel method (Jimenez-Munoz et al. 2009, 2014) with the
-   water vapour (a climatological 2 g cm-2, flagged, when none is known).
+   water vapour (when none is known: estimated from the scene's mean brightness temperature,
+   `single_channel.climatological_water_vapour`, flagged as climatology).
 
 Inputs are brightness temperatures in KELVIN (`lwir11`, optional `lwir12`); radiances use the
 TIRS K1/K2 constants (`lst_planck`). ``lst_qa`` records per pixel whether it is masked, the
@@ -21,10 +22,11 @@ tests, Zhu & Woodcock 2012) and set to nodata with the ``residual_cloud`` bit; p
 ``near_cloud_m`` carry the ``near_cloud`` bit (and, on request, a wider uncertainty as in the
 USGS C2 ST_QA, Laraby & Schott 2018).
 
-``lst_uncertainty`` is the retrieval's own one-sigma error given its inputs: emissivity
-(per-class sigma), the per-pixel atmosphere's interpolation error, and, when the atmosphere is
-one value per scene, its spread inside the scene (`SceneAtmosphereVariability`); all three were
-calibrated on real Landsat C2 L2 scenes against the USGS ST (`real_cases`). Atmospheres in
+``lst_uncertainty`` is one sigma of the LST: emissivity (per-class sigma), the atmosphere
+(per-pixel map error; in-scene spread of a scene-mean atmosphere; or, with none, the spread of
+the estimated water vapour and the method's algorithm error) and the sensor's NEdT, in
+quadrature (the budget and its sources: `uncertainty`). The constants fitted on real
+Landsat C2 L2 scenes are checked leave-one-scene-out against the USGS ST (`real_cases`). Atmospheres in
 ``atmos_*`` variables with spatial dimensions (e.g. the USGS ST_ATRAN/URAD/DRAD layers read by
 `landsat_c2`) are used per pixel.
 
@@ -67,11 +69,14 @@ from geoproc.products.lst.single_channel import (
     DEFAULT_WATER_VAPOUR,
     DEFAULT_WATER_VAPOUR_SIGMA,
     KNOWN_WATER_VAPOUR_SIGMA,
+    climatological_water_vapour,
+    sc_transmittance,
     single_channel_lst,
     single_channel_uncertainty,
     split_window_lst,
     split_window_uncertainty,
 )
+from geoproc.products.lst.uncertainty import quadrature, sensor_noise_sigma
 
 __all__ = ["SPEC", "METHODS", "LSTParams", "SceneAtmosphereVariability", "run"]
 
@@ -124,13 +129,14 @@ _QA_MASKS, _QA_VALUES, _QA_MEANINGS = _qa_flags()
 
 SPEC = ProductSpec(
     name="lst",
-    version="1.2.0",
+    version="1.3.0",
     method=(
         "NDVI-THM emissivity with water/snow classes (Sobrino et al. 2004, 2008); RTE inversion "
         "with known atmosphere (Cook et al. 2014), else split-window / generalised single-channel "
         "(Jimenez-Munoz et al. 2008, 2009, 2014); residual-cloud screen after Fmask's spectral and "
         "temperature tests (Zhu & Woodcock 2012); uncertainty from emissivity, per-pixel atmosphere "
-        "and in-scene atmosphere spread (Barsi et al. 2003, 2005), calibrated on Landsat C2 L2, "
+        "and in-scene atmosphere spread (Barsi et al. 2003, 2005), water vapour from the scene's "
+        "temperature (Reitan 1963) when none is known, sensor NEdT, calibrated on Landsat C2 L2, "
         "optional near-cloud term (Laraby & Schott 2018)"
     ),
     required_inputs=("lwir11",),
@@ -274,8 +280,13 @@ def run(
     bt12 = _brightness_temperature(ds, "lwir12") if has12 else None
     qa_ok = _fmask_clear(ds, p.fmask_masked)
 
+    class_sigma = {
+        code: dict(p.emissivity_class_sigma)[name]
+        for code, name in emis.SURFACE_CLASSES.items()
+        if name in dict(p.emissivity_class_sigma)
+    }
     eps, sigma, classes, surface = _emissivities(
-        ds, p.emissivity, p.emissivity_uncertainty, thresholds, has12
+        ds, p.emissivity, p.emissivity_uncertainty, thresholds, has12, class_sigma
     )
     atm = _atmosphere(ds, p.atmosphere, p.water_vapour)
     correction_sigma = (
@@ -288,10 +299,12 @@ def run(
         atm["transmittance_lwir11"], atm["upwelling_lwir11"], atm["downwelling_lwir11"]
     )
     w_known = _finite(atm["water_vapour"])
-    w = xr.where(w_known, atm["water_vapour"], DEFAULT_WATER_VAPOUR)
-    w_sigma = xr.where(w_known, KNOWN_WATER_VAPOUR_SIGMA, DEFAULT_WATER_VAPOUR_SIGMA)
+    w_clim, w_clim_sigma = _scene_water_vapour(bt11, qa_ok, p.dewpoint_depression_k)
+    w = xr.where(w_known, atm["water_vapour"], w_clim)
+    w_sigma = xr.where(w_known, KNOWN_WATER_VAPOUR_SIGMA, w_clim_sigma)
     w_source = xr.where(w_known, atm["water_vapour_source"], ATMOSPHERE_SOURCES["climatology"])
 
+    wavelength = bands["lwir11"].center_wavelength_um
     rte_args = {
         "transmittance": atm["transmittance_lwir11"],
         "upwelling": atm["upwelling_lwir11"],
@@ -311,27 +324,40 @@ def run(
     builders = {
         "rte": lambda: (
             invert_rte(bt11, eps["lwir11"], **rte_args),
-            rte_uncertainty(
-                bt11,
-                eps["lwir11"],
-                sigma["lwir11"],
-                atmosphere_sigma=atm_sigma,
-                correction_sigma=correction_sigma,
-                **rte_args,
+            quadrature(
+                rte_uncertainty(
+                    bt11,
+                    eps["lwir11"],
+                    sigma["lwir11"],
+                    atmosphere_sigma=atm_sigma,
+                    correction_sigma=correction_sigma,
+                    **rte_args,
+                ),
+                sensor_noise_sigma(wavelength, eps["lwir11"], atm["transmittance_lwir11"]),
             ),
             atm["rte_source"],
         ),
         "single_channel": lambda: (
             single_channel_lst(bt11, eps["lwir11"], w, band=bands["lwir11"]),
-            single_channel_uncertainty(
-                bt11, eps["lwir11"], sigma["lwir11"], w, w_sigma, band=bands["lwir11"]
+            quadrature(
+                single_channel_uncertainty(
+                    bt11, eps["lwir11"], sigma["lwir11"], w, w_sigma, band=bands["lwir11"]
+                ),
+                sensor_noise_sigma(
+                    wavelength, eps["lwir11"], sc_transmittance(w, band=bands["lwir11"])
+                ),
             ),
             w_source,
         ),
         "split_window": lambda: (
             split_window_lst(bt11, bt12, eps["lwir11"], eps["lwir12"], w),
-            split_window_uncertainty(
-                eps["lwir11"], eps["lwir12"], sigma["lwir11"], sigma["lwir12"], w, w_sigma
+            quadrature(
+                split_window_uncertainty(
+                    eps["lwir11"], eps["lwir12"], sigma["lwir11"], sigma["lwir12"], w, w_sigma
+                ),
+                sensor_noise_sigma(
+                    wavelength, eps["lwir11"], sc_transmittance(w, band=bands["lwir11"])
+                ),
             ),
             w_source,
         ),
@@ -381,6 +407,19 @@ def run(
     out = apply_output_attrs(out, SPEC, p.as_attrs())
     out.attrs.update(st_attrs)
     return out
+
+
+def _scene_water_vapour(bt11: xr.DataArray, clear, depression_k: float):
+    """Per time step (w, sigma_w) from the mean brightness temperature of the clear pixels
+    (`climatological_water_vapour`); the fixed climatology where no pixel is clear."""
+    spatial = [d for d in bt11.dims if d != "time"]
+    mean_bt = bt11.where(clear).mean(dim=spatial, skipna=True) if spatial else bt11
+    w, w_sigma = climatological_water_vapour(mean_bt, depression_k)
+    known = np.isfinite(w)
+    return (
+        xr.where(known, w, DEFAULT_WATER_VAPOUR),
+        xr.where(known, w_sigma, DEFAULT_WATER_VAPOUR_SIGMA),
+    )
 
 
 def _sensor_groups(ds: xr.Dataset, p: LSTParams) -> dict[str, list[int]]:
@@ -488,7 +527,7 @@ def _fmask_clear(ds: xr.Dataset, masked_bits: tuple[str, ...]) -> xr.DataArray |
     return (bits == FMASK_NODATA) | ((bits & mask) == 0)
 
 
-def _emissivities(ds, option, option_sigma, thresholds, has12):
+def _emissivities(ds, option, option_sigma, thresholds, has12, class_sigma=None):
     """Per-band emissivity and sigma, and the per-pixel class code used for the QA."""
     eps, sigma = {}, {}
     bands = ("lwir11", "lwir12") if has12 else ("lwir11",)
@@ -521,7 +560,12 @@ def _emissivities(ds, option, option_sigma, thresholds, has12):
             )
         elif classes is not None:
             eps[band], sigma[band] = emis.emissivity_for_classes(
-                classes, ds["red"], ds["nir08"], band=band, thresholds=thresholds
+                classes,
+                ds["red"],
+                ds["nir08"],
+                band=band,
+                thresholds=thresholds,
+                class_sigma=class_sigma,
             )
     surface = classes
     if "lwir11" in provided:

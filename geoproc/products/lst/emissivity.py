@@ -132,16 +132,26 @@ def surface_classes(
 
 
 def emissivity_for_classes(
-    classes, red, nir08, *, band: str, thresholds: NdviThresholds = NdviThresholds()
+    classes,
+    red,
+    nir08,
+    *,
+    band: str,
+    thresholds: NdviThresholds = NdviThresholds(),
+    class_sigma: dict[int, float] | None = None,
 ):
-    """Emissivity of `band` and its one-sigma uncertainty from class codes and reflectances."""
+    """Emissivity of `band` and its one-sigma uncertainty from class codes and reflectances.
+
+    `class_sigma` (class code -> sigma) replaces `CLASS_UNCERTAINTY` where it names a class,
+    e.g. sigmas fitted without the scene being scored (`real_cases.calibrate`).
+    """
     c = _band_constants(band)
     ndvi = _normalized_difference(nir08, red)
     eps, _ = ndvi_thm_emissivity(ndvi, red, band=band, thresholds=thresholds)
     eps = xr.where(classes == WATER, c.water, eps)
     eps = xr.where(classes == SNOW_ICE, c.snow_ice, eps)
     sigma = xr.zeros_like(eps)
-    for code, s in CLASS_UNCERTAINTY.items():
+    for code, s in {**CLASS_UNCERTAINTY, **(class_sigma or {})}.items():
         sigma = xr.where(classes == code, s, sigma)
     known = np.isfinite(classes)
     return eps.where(known), sigma.where(known)

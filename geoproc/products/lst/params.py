@@ -17,7 +17,9 @@ import xarray as xr
 from geoproc.catalog.sensors import DEFAULT_FMASK_MASKED, FMASK_BITS
 from geoproc.errors import UsageError
 from geoproc.products.lst.cloud_screen import CloudScreen
+from geoproc.products.lst.emissivity import SURFACE_CLASSES
 from geoproc.products.lst.rte import AtmosphereUncertainty, SceneAtmosphereVariability
+from geoproc.products.lst.single_channel import DEFAULT_DEWPOINT_DEPRESSION
 
 METHODS = ("auto", "rte", "split_window", "single_channel")
 
@@ -51,6 +53,12 @@ class LSTParams:
         default_factory=SceneAtmosphereVariability
     )
     """Spread of the atmosphere inside a scene, used when the atmosphere is one value per scene."""
+    emissivity_class_sigma: tuple[tuple[str, float], ...] = ()
+    """NDVI-THM emissivity sigma per class name (``(("vegetation", 0.01), ...)``) replacing
+    `emissivity.CLASS_UNCERTAINTY` for those classes; empty keeps the shipped values."""
+    dewpoint_depression_k: float = DEFAULT_DEWPOINT_DEPRESSION
+    """Mean brightness temperature minus surface dew point (K) that sets the water vapour when
+    none is known (`single_channel.climatological_water_vapour`)."""
     cloud_screen: CloudScreen | None = field(default_factory=CloudScreen)
     """Residual-cloud screen and near-cloud uncertainty; None turns it off."""
     usgs_emissivity: bool = False
@@ -72,6 +80,17 @@ class LSTParams:
         if unknown:
             raise UsageError(
                 f"Unknown Fmask bits {unknown}; use names from {', '.join(FMASK_BITS)}."
+            )
+        names = set(SURFACE_CLASSES.values())
+        bad = [n for n, v in self.emissivity_class_sigma if n not in names or not 0 <= v < 0.5]
+        if bad:
+            raise UsageError(
+                f"emissivity_class_sigma: unknown class or sigma outside [0, 0.5) for {bad}; "
+                f"use class names {', '.join(sorted(names))}."
+            )
+        if not -10.0 <= float(self.dewpoint_depression_k) <= 60.0:
+            raise UsageError(
+                f"dewpoint_depression_k must lie in [-10, 60] K; got {self.dewpoint_depression_k}."
             )
         if not 0.0 <= float(self.emissivity_uncertainty) < 0.5:
             raise UsageError(
@@ -113,6 +132,8 @@ class LSTParams:
             "fmask_masked": list(self.fmask_masked),
             "atmosphere_uncertainty": dataclasses.asdict(self.atmosphere_uncertainty),
             "scene_variability": dataclasses.asdict(self.scene_variability),
+            "emissivity_class_sigma": dict(self.emissivity_class_sigma),
+            "dewpoint_depression_k": self.dewpoint_depression_k,
             "cloud_screen": dataclasses.asdict(self.cloud_screen)
             if self.cloud_screen is not None
             else None,

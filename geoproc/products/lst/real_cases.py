@@ -8,8 +8,14 @@ through `geoproc.products.lst.run`, with the atmosphere it would have:
   ``emissivity_lwir11`` (the best a Landsat C2 L2 scene holds); target <= 0.3 K RMSE;
 * ``scene_mean``: the scene mean of those layers (a per-scene reanalysis profile), NDVI-THM
   emissivity; target: 60-75 % of pixels with |error| <= the stated 1-sigma;
-* ``none``: no atmosphere (what HLS gives): single-channel with a climatological water
-  vapour (Jimenez-Munoz et al. 2009, 2014); same coverage target.
+* ``none``: no atmosphere (what HLS gives): single-channel (Jimenez-Munoz et al. 2009, 2014)
+  with the water vapour estimated from the scene's temperature (Reitan 1963); same target.
+
+The uncertainty constants fitted on real scenes (in-scene atmosphere spread, NDVI-THM sigma per
+class, the dew-point depression that sets the water vapour) are refitted for every scored
+scene on the OTHER scenes found (leave-one-scene-out, `calibrate`), and the scene is run with
+them: the row's RMSE and ``coverage_1sigma`` are held-out figures, never scored on the scene
+that was fitted. With one scene only, the shipped constants are used (said in the row).
 
 Baselines on the same pixels: a plain RTE inversion with NDVI emissivity (Sobrino et al.
 2004) and with the USGS emissivity, each with the same atmosphere as the row.
@@ -33,6 +39,7 @@ from geoproc.products.lst.planck import (
     thermal_band,
 )
 from geoproc.products.lst.rte import SceneAtmosphereVariability
+from geoproc.products.lst.single_channel import single_channel_lst
 
 MODES = ("per_pixel", "scene_mean", "none")
 TARGETS = {
@@ -46,13 +53,41 @@ def evaluate_real(folders: Sequence[Path]) -> list[dict]:
     """One row per (Landsat C2 L2 scene, atmosphere mode) found in `folders`."""
     from geoproc.products import lst
 
+    scenes = _scenes(folders)
+    terms = _calibration_terms_of(scenes)
     rows = []
-    for mtl in _scenes(folders):
+    for mtl in scenes:
+        name = _name(mtl)
+        held_out = [t for t in terms if t["scene"] != name]
+        params = _held_out_params(lst, held_out)
         for mode in MODES:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                rows.append(_row(lst, mtl, mode))
+                row = _row(lst, mtl, mode, params)
+            row["calibration"] = (
+                f"leave-one-scene-out: uncertainty constants fitted on {len(held_out)} other "
+                "scene(s)"
+                if held_out
+                else "shipped constants (no other scene to fit on)"
+            )
+            rows.append(row)
     return rows
+
+
+def _name(mtl: Path) -> str:
+    return mtl.name.rsplit("_MTL", 1)[0]
+
+
+def _held_out_params(lst, terms: list[dict]):
+    """`LSTParams` with the constants fitted on `terms` (the shipped defaults when empty)."""
+    if not terms:
+        return lst.LSTParams()
+    fit = _fit(terms)
+    return lst.LSTParams(
+        scene_variability=SceneAtmosphereVariability(fit["correction_relative"]),
+        emissivity_class_sigma=tuple(sorted(fit["class_sigma"].items())),
+        dewpoint_depression_k=fit["dewpoint_depression_k"],
+    )
 
 
 def _scenes(folders: Sequence[Path]) -> list[Path]:
@@ -65,9 +100,9 @@ def _scenes(folders: Sequence[Path]) -> list[Path]:
     return [found[k] for k in sorted(found)]
 
 
-def _row(lst, mtl: Path, mode: str) -> dict:
+def _row(lst, mtl: Path, mode: str, params=None) -> dict:
     ds = load_landsat_c2_l2(mtl, atmosphere=mode, usgs_emissivity=mode == "per_pixel")
-    out = lst.run(ds)
+    out = lst.run(ds, params=params)
     ref = ds["st_lst"].values
     pred = out["lst"].values
     clear = ds["qa_clear"].values & np.isfinite(ref) & np.isfinite(pred)
@@ -129,11 +164,18 @@ def calibrate(folders: Sequence[Path], *, leave_out: str | None = None) -> dict:
       from replacing the per-pixel USGS atmosphere by its scene mean over the RMS atmospheric
       correction; the median over scenes (each scene's weather is one draw, so the median
       gives about half the scenes a wider and half a narrower spread than stated);
-    * ``class_sigma``: per emissivity class, the RMS of NDVI-THM minus USGS ST_EMIS.
+    * ``class_sigma``: per emissivity class, the RMS of NDVI-THM minus USGS ST_EMIS;
+    * ``dewpoint_depression_k``: the depression (whole kelvin, 0-30 K) whose water vapour
+      (`single_channel.climatological_water_vapour`) gives the single-channel LST the lowest
+      mean over scenes of the RMSE against the USGS ST.
     """
     terms = [t for t in _calibration_terms(folders) if t["scene"] != leave_out]
     if not terms:
         raise NoDataError("No Landsat C2 L2 scene left to calibrate on; add scene folders.")
+    return _fit(terms)
+
+
+def _fit(terms: list[dict]) -> dict:
     correction = np.median(
         [np.sqrt(np.mean(t["e_atm"] ** 2) / np.mean(t["correction"] ** 2)) for t in terms]
     )
@@ -146,29 +188,43 @@ def calibrate(folders: Sequence[Path], *, leave_out: str | None = None) -> dict:
     return {
         "correction_relative": float(correction),
         "class_sigma": class_sigma,
+        "dewpoint_depression_k": _fit_depression(terms),
         "scenes": len(terms),
     }
+
+
+def _fit_depression(terms: list[dict]) -> float:
+    from geoproc.products.lst.single_channel import climatological_water_vapour
+
+    def cost(depression: float) -> float:
+        rmse = []
+        for t in terms:
+            w, _ = climatological_water_vapour(t["mean_bt"], depression)
+            lst = single_channel_lst(t["bt"], t["eps"], w, band=t["band"])
+            rmse.append(np.sqrt(np.mean((lst - t["ref"]) ** 2)))
+        return float(np.mean(rmse))
+
+    grid = np.arange(0.0, 31.0, 1.0)
+    return float(grid[int(np.argmin([cost(d) for d in grid]))])
 
 
 def leave_one_out(folders: Sequence[Path]) -> list[dict]:
     """Scene-mean coverage of each scene with the correction spread fitted on the other scenes."""
     from geoproc.products import lst
 
+    scenes = _scenes(folders)
+    terms = _calibration_terms_of(scenes)
     rows = []
-    for mtl in _scenes(folders):
-        name = mtl.name.rsplit("_MTL", 1)[0]
-        fit = calibrate(folders, leave_out=name)
+    for mtl in scenes:
+        name = _name(mtl)
+        held_out = [t for t in terms if t["scene"] != name]
+        if not held_out:
+            raise NoDataError("No Landsat C2 L2 scene left to calibrate on; add scene folders.")
+        params = _held_out_params(lst, held_out)
         ds = load_landsat_c2_l2(mtl, atmosphere="scene_mean")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = lst.run(
-                ds,
-                params=lst.LSTParams(
-                    scene_variability=SceneAtmosphereVariability(fit["correction_relative"])
-                ),
-            )
-        # Only the correction spread is refitted here; the class sigmas are module constants
-        # (their held-out coverage is in the notes of issue 16).
+            out = lst.run(ds, params=params)
         ref = ds["st_lst"].values
         clear = ds["qa_clear"].values & np.isfinite(ref) & np.isfinite(out["lst"].values)
         err = (out["lst"].values - ref)[clear]
@@ -176,7 +232,7 @@ def leave_one_out(folders: Sequence[Path]) -> list[dict]:
         rows.append(
             {
                 "scene": name,
-                "correction_relative": round(fit["correction_relative"], 3),
+                "correction_relative": round(params.scene_variability.correction_relative, 3),
                 "coverage_1sigma": round(float(np.mean(np.abs(err) <= sigma)), 3),
             }
         )
@@ -184,10 +240,14 @@ def leave_one_out(folders: Sequence[Path]) -> list[dict]:
 
 
 def _calibration_terms(folders: Sequence[Path]) -> list[dict]:
+    return _calibration_terms_of(_scenes(folders))
+
+
+def _calibration_terms_of(scenes: Sequence[Path]) -> list[dict]:
     from geoproc.products import lst
 
     out = []
-    for mtl in _scenes(folders):
+    for mtl in scenes:
         pp = load_landsat_c2_l2(mtl, atmosphere="per_pixel", usgs_emissivity=True)
         sm = load_landsat_c2_l2(mtl, atmosphere="scene_mean", usgs_emissivity=True)
         with warnings.catch_warnings():
@@ -211,6 +271,11 @@ def _calibration_terms(folders: Sequence[Path]) -> list[dict]:
                 "correction": (mean_atm + band.lst_offset_k - bare)[clear],
                 "d_eps": (eps - pp["st_emis"].values[0])[clear],
                 "cls": cls[clear],
+                "bt": pp["lwir11"].values[0][clear],
+                "eps": eps[clear],
+                "ref": ref[clear],
+                "band": band,
+                "mean_bt": float(np.nanmean(pp["lwir11"].values[0])),
             }
         )
     return out

@@ -111,8 +111,12 @@ def test_evaluate_real_rows(realdata):
         "bias",
         "n_pixels",
         "notes",
+        "calibration",
     }
     assert all(set(r) == keys and r["kind"] == "real" for r in rows)
+    # the uncertainty constants of each row were fitted on the two other scenes only
+    assert all(r["calibration"].startswith("leave-one-scene-out") for r in rows)
+    assert all("2 other scene" in r["calibration"] for r in rows)
     per_pixel = [r for r in rows if "per-pixel" in r["case"]]
     assert len(per_pixel) == 3 and all(r["geoproc"] <= 0.3 for r in per_pixel)
     assert all("plain RTE + NDVI emissivity" in r["baselines"] for r in per_pixel)
