@@ -24,7 +24,7 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
-from geoproc import __version__, storage, store_lock
+from geoproc import __version__, storage, store_lock, zarr_layout
 from geoproc.errors import NoDataError, StoreError, UnknownNameError
 from geoproc.inference import product_stage
 from geoproc.products import blocking_of, stage_blocking
@@ -103,7 +103,7 @@ def refuse_damaged_cube(cube_url: str | storage.Location) -> None:
     if report.ok:
         return
     named = [f"step {i}: {reasons[0]}" for i, reasons in sorted(report.damaged.items())[:3]]
-    named += [f"{v}/zarr.json missing" for v in report.metadata_missing[:3]]
+    named += [f"{v}: array metadata missing" for v in report.metadata_missing[:3]]
     raise StoreError(
         f"The cube {location.url} is damaged ({'; '.join(named)}): rerun `geoproc cube build` "
         f"(or `geoproc run`) with the same arguments to repair it; `geoproc verify "
@@ -359,13 +359,14 @@ def _finish_attrs(
 
 
 def _write_store(result: xr.Dataset, location: storage.Location) -> None:
-    """Template-free whole write: chunks of one time step, (y, x) blocks of 512."""
+    """Template-free whole write: chunks of one time step, (y, x) blocks of 512, in the
+    GDAL-readable layout (`geoproc.zarr_layout`)."""
     chunks = {d: (1 if d in ("time", "year") else min(512, n)) for d, n in result.sizes.items()}
-    result = result.chunk(chunks)
+    result = zarr_layout.with_compressor(zarr_layout.gdal_readable(result)).chunk(chunks)
     for name in result.variables:
         result[name].encoding.pop("chunks", None)
         result[name].encoding.pop("preferred_chunks", None)
     fs, path = storage.filesystem(location)
     if fs.exists(path):
         fs.rm(path, recursive=True)
-    result.to_zarr(storage.zarr_store(location), mode="w", consolidated=True, zarr_format=3)
+    result.to_zarr(storage.zarr_store(location), mode="w", **zarr_layout.to_zarr_kwargs())

@@ -1,4 +1,8 @@
-"""Cube stores: one Zarr v3 store per tile, template first, then one time step at a time.
+"""Cube stores: one Zarr store per tile, template first, then one time step at a time.
+
+Format: `geoproc.zarr_layout` (Zarr v2, zstd with frame checksums, CF ``grid_mapping``), so
+GDAL/QGIS open a variable as ``ZARR:"{store}":/{variable}``. Stores of the previous layout
+(Zarr v3) are read, verified and extended in their own format (every open auto-detects).
 
 Layout: ``{out}/cubes/{tile}.zarr`` (contract in ``geoproc.cube.assemble``), lock next to it at
 ``{out}/cubes/{tile}.zarr.lock``.
@@ -30,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import warnings
 from collections import deque
@@ -43,7 +46,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 import zarr
 
-from geoproc import __version__, storage
+from geoproc import __version__, storage, zarr_layout
 from geoproc.catalog.search import TimeStep
 from geoproc.catalog.sensors import FMASK_BITS, SCL_CLASSES
 from geoproc.cube.assemble import ATMOS_VARIABLES, CubeOptions, atmosphere_of, read_step
@@ -203,6 +206,12 @@ def build_tile_store(
         existing = _read_existing(store)
         if existing is not None:
             _check_compatible(existing, tile, band_names, qa_vars, location)
+            if zarr_layout.store_format(location) != zarr_layout.ZARR_FORMAT:
+                log.warning(
+                    "%s is in the previous Zarr v3 layout, which GDAL/QGIS cannot open; it is "
+                    "extended in that layout. Delete it (or use a new --out) and rerun to "
+                    "rebuild it GDAL-readable.", location.url,
+                )  # fmt: skip
             damaged = _verify_complete(location, existing, [*band_names, *qa_vars], verify)
             # late and reprocessed granules (geoproc.cube.time_axis, by hcatalog)
             plan = reconcile_time_axis(existing, steps)
@@ -232,7 +241,7 @@ def build_tile_store(
                         len(record.steps_repaired), record.steps_repaired)  # fmt: skip
             # Not complete until rewritten: a crash during the repair must not leave the
             # damaged steps marked complete.
-            group = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
+            group = zarr.open_group(store, mode="r+", use_consolidated=False)
             group["time_complete"][:] = complete
         if todo:
             # A crash between the attribute write and consolidation leaves the layout
@@ -280,11 +289,14 @@ def _restore_lost_metadata(location: storage.Location, variables: Sequence[str])
     from geoproc.cube.verify import missing_metadata, restore_metadata
 
     fs, path = storage.filesystem(location)
-    try:
-        root = json.loads(fs.cat_file(f"{path}/zarr.json"))
-    except (FileNotFoundError, ValueError):
+    if zarr_layout.store_format(location) is None:
         return []
-    if root.get("attributes", {}).get("geoproc:layout_version") is None:
+    try:
+        group = zarr.open_group(storage.zarr_store(location), mode="r", use_consolidated=False)
+        layout_version = group.attrs.get("geoproc:layout_version")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError, ValueError):
+        return []
+    if layout_version is None:
         return []  # a layout write was interrupted: `_read_existing` starts over
     lost = [v for v in missing_metadata(location, variables) if fs.exists(f"{path}/{v}")]
     return restore_metadata(location, lost) if lost else []
@@ -335,7 +347,7 @@ class _StepWriter:
     """
 
     def __init__(self, store, names: Sequence[str], complete: np.ndarray) -> None:
-        group = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
+        group = zarr.open_group(store, mode="r+", use_consolidated=False)
         config = {"write_empty_chunks": True}
         self._arrays = {n: group[n]._async_array.with_config(config) for n in names}
         self._marker = group["time_complete"]._async_array
@@ -414,7 +426,7 @@ def completed_step_keys(location: storage.Location) -> set[tuple[int, str]]:
 
 def _read_existing(store) -> dict | None:
     try:
-        group = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=False)
+        group = zarr.open_group(store, mode="r", use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError, ValueError):
         return None
     attrs = dict(group.attrs)
@@ -493,7 +505,7 @@ def _write_layout(store, tile, steps, band_names, qa_vars, options, attrs, exist
     n = len(steps)
     if existing is None:
         _write_template(store, tile, steps, band_names, qa_vars, options)
-    group = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
+    group = zarr.open_group(store, mode="r+", use_consolidated=False)
     for name in [*band_names, *qa_vars]:
         arr = group[name]
         if arr.shape[0] != n:
@@ -503,15 +515,17 @@ def _write_layout(store, tile, steps, band_names, qa_vars, options, attrs, exist
         arr = group[name]
         if arr.shape[0] != n:
             arr.resize((n,))
-        arr[:] = values
+        arr[:] = zarr_layout.encode_strings(values, arr.dtype)
     group.attrs.put(attrs)
     _consolidate(store)
 
 
 def _consolidate(store) -> None:
+    """Rewrite the consolidated metadata in the store's own format (v2 new, v3 old stores)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        zarr.consolidate_metadata(store, zarr_format=3)
+        fmt = zarr.open_group(store, mode="r", use_consolidated=False).metadata.zarr_format
+        zarr.consolidate_metadata(store, zarr_format=fmt)
 
 
 def _one_d_values(steps, existing) -> dict[str, np.ndarray]:
@@ -537,15 +551,12 @@ def _one_d_values(steps, existing) -> dict[str, np.ndarray]:
 
 
 def _chunk_codecs() -> list:
-    """zstd level 1, then a CRC32C of the compressed bytes (Zarr v3 ``crc32c`` codec).
+    """zstd level 1 with its frame checksum (`geoproc.zarr_layout.compressor`).
 
-    zstd 1 encodes a 512² int16 chunk ~3.5x faster than zarr's default level with the
-    same ratio on HLS-like data; the checksum makes every chunk verifiable later
-    (`geoproc verify`): zarr checks it on every read and a damaged chunk fails loudly.
+    The checksum makes every chunk verifiable later (`geoproc verify`): zstd checks it on
+    every read, so a damaged chunk fails loudly, in GDAL as in zarr.
     """
-    from zarr.codecs import Crc32cCodec, ZstdCodec
-
-    return [ZstdCodec(level=1), Crc32cCodec()]
+    return [zarr_layout.compressor()]
 
 
 def _write_template(store, tile, steps, band_names, qa_vars, options) -> None:
@@ -564,11 +575,12 @@ def _write_template(store, tile, steps, band_names, qa_vars, options) -> None:
         enc = variable_encoding(name, sar_db=options.sar_db)
         dtype = np.uint8 if enc.dtype == "uint8" else np.float32
         data[name] = xr.Variable(("time", "y", "x"), np.zeros(shape, dtype), enc.attrs)
-        e = {"dtype": enc.dtype, "chunks": chunks, "_FillValue": enc.fill, "fill_value": enc.fill,
+        # Zarr v2 has one fill value: .zarray's fill_value, which xarray reads as CF _FillValue
+        e = {"dtype": enc.dtype, "chunks": chunks, "_FillValue": enc.fill,
              "compressors": _chunk_codecs()}  # fmt: skip
         if name in qa_vars:
-            # QA stays uint8 when opened (bit tests need integers): the fill is the Zarr
-            # fill_value and the `geoproc:fill_value` attribute, not a CF _FillValue.
+            # QA stays uint8 when opened (bit tests need integers): the fill is only the
+            # `geoproc:fill_value` attribute, not a CF _FillValue (every chunk is written).
             e["_FillValue"] = None
         if enc.packed:
             e.update(scale_factor=enc.scale, add_offset=enc.offset)
@@ -576,7 +588,7 @@ def _write_template(store, tile, steps, band_names, qa_vars, options) -> None:
     for name in ATMOS_VARIABLES:
         enc = variable_encoding(name)
         data[name] = xr.Variable(("time",), np.full(n, np.nan, np.float32), enc.attrs)
-        encoding[name] = {"chunks": (CHUNK_TIME_1D,), "_FillValue": np.nan, "fill_value": np.nan,
+        encoding[name] = {"chunks": (CHUNK_TIME_1D,), "_FillValue": np.nan,
                           "compressors": _chunk_codecs()}  # fmt: skip
     data["time_complete"] = xr.Variable(
         ("time",), np.zeros(n, bool), {"long_name": "all chunks of this time step are written"}
@@ -585,13 +597,16 @@ def _write_template(store, tile, steps, band_names, qa_vars, options) -> None:
     coords = {
         "time": ("time", np.array([s.key[0] for s in steps], "datetime64[s]").astype("datetime64[ns]"),
                  {"standard_name": "time", "long_name": "acquisition time (UTC)"}),
-        "platform": ("time", np.array([s.platform for s in steps], "<U3"), {"long_name": "platform group"}),
+        # UTF-8 bytes, not FixedLengthUTF32 (no Zarr spec; see zarr_layout); xarray decodes str
+        "platform": ("time", np.array([s.platform.encode() for s in steps], "S3"),
+                     {"long_name": "platform group", "_Encoding": "utf-8"}),
         "y": ("y", tile.y_coords, {"standard_name": "projection_y_coordinate", "units": "m"}),
         "x": ("x", tile.x_coords, {"standard_name": "projection_x_coordinate", "units": "m"}),
     }  # fmt: skip
     encoding["time"] = {"units": "seconds since 1970-01-01", "calendar": "proleptic_gregorian",
-                        "dtype": "int64", "chunks": (CHUNK_TIME_1D,)}  # fmt: skip
-    encoding["platform"] = {"chunks": (CHUNK_TIME_1D,)}
+                        "dtype": "int64", "chunks": (CHUNK_TIME_1D,),
+                        "compressors": _chunk_codecs()}  # fmt: skip
+    encoding["platform"] = {"chunks": (CHUNK_TIME_1D,), "compressors": _chunk_codecs()}
     ds = xr.Dataset(data, coords=coords)
     ds = ds.rio.write_crs(tile.crs).rio.write_transform(tile.transform)
     for name in ds.data_vars:
@@ -600,7 +615,12 @@ def _write_template(store, tile, steps, band_names, qa_vars, options) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds.to_zarr(
-            store, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding
+            store,
+            mode="w",
+            compute=False,
+            zarr_format=zarr_layout.ZARR_FORMAT,
+            consolidated=False,
+            encoding=encoding,
         )
 
 

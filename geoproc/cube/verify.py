@@ -4,15 +4,20 @@ Why: a store marks a step complete once its chunks are written, and a rerun skip
 steps - so a chunk that a disk, a sync tool or a person damaged later would stay wrong
 for ever. Two levels:
 
-* ``quick`` (every rerun): metadata only - each variable's ``zarr.json`` opens, and every
+* ``quick`` (every rerun): metadata only - each variable's metadata object (``.zarray``;
+  ``zarr.json`` in stores of the previous Zarr v3 layout) is there, and every
   chunk object of every complete step exists with a non-zero size (stores record
   ``geoproc:chunks = "all"``: empty chunks are written too, so a missing object is a
   lost one, not an all-fill one). One listing of the store, no chunk is read.
 * ``full`` (`geoproc verify URL`, ``--verify`` on runs): additionally decode every chunk
-  of every complete step; the chunks carry Zarr v3's ``crc32c`` codec, so a truncated or
+  of every complete step; the chunks are zstd frames with their content checksum
+  (`geoproc.zarr_layout`; the Zarr v3 ``crc32c`` codec in old stores), so a truncated or
   bit-flipped chunk fails its checksum instead of decoding to wrong numbers.
 
-A variable whose ``zarr.json`` is gone but which the consolidated metadata still lists is
+Chunk keys and metadata objects come from the store's own format (v2 ``red/3.0.1``, v3
+``red/c/3/0/1``), so stores of either layout are verified the same way.
+
+A variable whose metadata object is gone but which the consolidated metadata still lists is
 *restorable*: `restore_metadata` writes it back from that copy (the same document zarr
 wrote), after which its chunks are verified like the others.
 """
@@ -27,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from geoproc import storage
+from geoproc import storage, zarr_layout
 from geoproc.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -47,7 +52,7 @@ class VerifyReport:
     damaged: dict[int, list[str]] = field(default_factory=dict)
     """time index -> reasons (``red: chunk c/3/0/1 is 0 bytes``)."""
     metadata_missing: list[str] = field(default_factory=list)
-    """Variables whose ``zarr.json`` is missing."""
+    """Variables whose metadata object (``.zarray`` / ``zarr.json``) is missing."""
 
     def add(self, i: int, reason: str) -> None:
         self.damaged.setdefault(int(i), []).append(reason)
@@ -76,9 +81,32 @@ def check_level(level: str) -> str:
 
 
 def missing_metadata(location: storage.Location, variables: Sequence[str]) -> list[str]:
-    """Variables whose array ``zarr.json`` is missing from the store."""
+    """Variables whose array metadata object is missing from the store."""
     fs, path = storage.filesystem(location)
-    return [v for v in variables if not fs.exists(f"{path}/{v}/zarr.json")]
+    key = zarr_layout.metadata_key(zarr_layout.store_format(location) or 2, array=True)
+    return [v for v in variables if not fs.exists(f"{path}/{v}/{key}")]
+
+
+def consolidated_arrays(location: storage.Location) -> dict[str, dict]:
+    """Array name -> metadata document (with ``attributes``) from the consolidated copy.
+
+    v2: ``.zmetadata`` (``name/.zarray`` + ``name/.zattrs``); v3: the root ``zarr.json``.
+    """
+    fs, path = storage.filesystem(location)
+    fmt = zarr_layout.store_format(location)
+    try:
+        if fmt == 3:
+            root = json.loads(fs.cat_file(f"{path}/zarr.json"))
+            listed = (root.get("consolidated_metadata") or {}).get("metadata") or {}
+            return {k: dict(m) for k, m in listed.items() if m.get("node_type") == "array"}
+        listed = json.loads(fs.cat_file(f"{path}/.zmetadata")).get("metadata") or {}
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {
+        k[: -len("/.zarray")]: {**m, "attributes": listed.get(k[: -len(".zarray")] + ".zattrs", {})}
+        for k, m in listed.items()
+        if k.endswith("/.zarray")
+    }
 
 
 def restore_metadata(location: storage.Location, variables: Sequence[str]) -> list[str]:
@@ -87,27 +115,28 @@ def restore_metadata(location: storage.Location, variables: Sequence[str]) -> li
     Raises `StoreError` naming the variable when the consolidated copy lacks it too.
     """
     from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.metadata.v2 import ArrayV2Metadata
     from zarr.core.metadata.v3 import ArrayV3Metadata
 
     fs, path = storage.filesystem(location)
-    try:
-        root = json.loads(fs.cat_file(f"{path}/zarr.json"))
-    except FileNotFoundError:
-        root = {}
-    consolidated = (root.get("consolidated_metadata") or {}).get("metadata") or {}
+    fmt = zarr_layout.store_format(location) or zarr_layout.ZARR_FORMAT
+    key = zarr_layout.metadata_key(fmt, array=True)
+    consolidated = consolidated_arrays(location)
     restored = []
     for name in variables:
         doc = consolidated.get(name)
         if not doc:
             raise StoreError(
                 f"{location.url} is damaged: variable {name!r} has lost its metadata "
-                f"({name}/zarr.json) and the consolidated metadata has no copy. Delete the "
+                f"({name}/{key}) and the consolidated metadata has no copy. Delete the "
                 "store (or use a new --out) and build again."
             )
-        meta = ArrayV3Metadata.from_dict(dict(doc))
-        data = meta.to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
-        storage.write_bytes_atomic(location.join(name, "zarr.json"), data)
-        log.warning("restored %s/zarr.json of %s from the consolidated metadata", name,
+        meta_cls = ArrayV3Metadata if fmt == 3 else ArrayV2Metadata
+        files = meta_cls.from_dict(dict(doc)).to_buffer_dict(default_buffer_prototype())
+        for file_name, buffer in sorted(files.items()):
+            if file_name == key or not fs.exists(f"{path}/{name}/{file_name}"):
+                storage.write_bytes_atomic(location.join(name, file_name), buffer.to_bytes())
+        log.warning("restored %s/%s of %s from the consolidated metadata", name, key,
                     location.url)  # fmt: skip
         restored.append(name)
     return restored
@@ -130,13 +159,14 @@ def verify_store(
     if not steps:
         return report
     store = storage.zarr_store(location, read_only=True)
-    group = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=False)
+    group = zarr.open_group(store, mode="r", use_consolidated=False)
+    meta_key = zarr_layout.metadata_key(group.metadata.zarr_format, array=True)
     all_chunks = group.attrs.get("geoproc:chunks") == CHUNKS_ALL
     sizes = _object_sizes(location)
     for name in variables:
         if name in report.metadata_missing:
             for i in steps:
-                report.add(i, f"{name}: metadata {name}/zarr.json missing")
+                report.add(i, f"{name}: metadata {name}/{meta_key} missing")
             continue
         arr = group[name]
         ny = math.ceil(arr.shape[1] / arr.chunks[1])
@@ -144,14 +174,14 @@ def verify_store(
         for i in steps:
             for cy in range(ny):
                 for cx in range(nx):
-                    key = f"{name}/c/{i}/{cy}/{cx}"
-                    size = sizes.get(key)
+                    chunk = arr.metadata.encode_chunk_key((i, cy, cx))
+                    size = sizes.get(f"{name}/{chunk}")
                     report.chunks_checked += 1
                     if size is None:
                         if all_chunks:
-                            report.add(i, f"{name}: chunk c/{i}/{cy}/{cx} missing")
+                            report.add(i, f"{name}: chunk {chunk} missing")
                     elif size == 0:
-                        report.add(i, f"{name}: chunk c/{i}/{cy}/{cx} is 0 bytes")
+                        report.add(i, f"{name}: chunk {chunk} is 0 bytes")
             if level == "full" and i not in report.damaged:
                 try:
                     arr[i]
@@ -177,25 +207,17 @@ def verify_cube(location: storage.Location, *, level: str = "full") -> VerifyRep
     metadata lists, the steps its ``time_complete`` marks complete."""
     import zarr
 
-    fs, path = storage.filesystem(location)
-    try:
-        root = json.loads(fs.cat_file(f"{path}/zarr.json"))
-    except FileNotFoundError:
+    if not zarr_layout.is_store(location):
         raise StoreError(
-            f"{location.url} is not a geoproc store (no zarr.json): check the URL."
-        ) from None
-    listed = (root.get("consolidated_metadata") or {}).get("metadata") or {}
-    variables = sorted(
-        k
-        for k, m in listed.items()
-        if m.get("node_type") == "array" and len(m.get("shape", ())) == 3
-    )
+            f"{location.url} is not a geoproc store (no .zgroup or zarr.json): check the URL."
+        )
+    listed = consolidated_arrays(location)
+    variables = sorted(k for k, m in listed.items() if len(m.get("shape", ())) == 3)
     report = VerifyReport(location.url, check_level(level))
     try:
         group = zarr.open_group(
-            storage.zarr_store(location, read_only=True), mode="r", zarr_format=3,
-            use_consolidated=False,
-        )  # fmt: skip
+            storage.zarr_store(location, read_only=True), mode="r", use_consolidated=False
+        )
         complete = np.asarray(group["time_complete"][:], bool)
     except Exception as exc:  # noqa: BLE001 - unreadable markers: nothing can be trusted
         report.metadata_missing = ["time_complete"]
@@ -208,9 +230,10 @@ def verify_cube(location: storage.Location, *, level: str = "full") -> VerifyRep
 def cube_stores(url: str) -> list[storage.Location]:
     """The cube stores a URL names: itself when it is one, else ``{url}/cubes/*.zarr``."""
     location = storage.parse_url(url)
-    fs, path = storage.filesystem(location)
-    if fs.exists(f"{path}/zarr.json"):
+    if zarr_layout.is_store(location):
         return [location]
-    found = sorted(p for p in fs.glob(f"{path}/cubes/*.zarr") if fs.exists(f"{p}/zarr.json"))
+    fs, path = storage.filesystem(location)
     prefix = path.rstrip("/") + "/"
-    return [location.join(p[len(prefix) :]) for p in found if p.startswith(prefix)]
+    found = sorted(p for p in fs.glob(f"{path}/cubes/*.zarr") if p.startswith(prefix))
+    stores = [location.join(p[len(prefix) :]) for p in found]
+    return [s for s in stores if zarr_layout.is_store(s)]

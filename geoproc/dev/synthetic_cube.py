@@ -65,7 +65,11 @@ def synthetic_cube(
 
 
 def write_synthetic_cube(url: str, **kwargs) -> xr.Dataset:
-    """Build a synthetic cube and write it as Zarr v3 at ``url``; returns the Dataset."""
+    """Build a synthetic cube and write it at ``url`` in geoproc's layout
+    (`geoproc.zarr_layout`, what cube builds write); returns the Dataset."""
+    from geoproc import zarr_layout
+
     ds = synthetic_cube(**kwargs)
-    ds.to_zarr(zarr_store(url), mode="w", consolidated=True)
+    stored = zarr_layout.with_compressor(zarr_layout.gdal_readable(ds))
+    stored.to_zarr(zarr_store(url), mode="w", **zarr_layout.to_zarr_kwargs())
     return ds

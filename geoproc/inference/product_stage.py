@@ -29,7 +29,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from geoproc import storage
+from geoproc import storage, zarr_layout
 from geoproc.errors import NoDataError
 from geoproc.inference.blocks import (
     Block,
@@ -165,7 +165,7 @@ def _run_group(
     if isinstance(module, str):
         module = importlib.import_module(module)
     inputs = open_inputs()
-    group = zarr.open_group(storage.zarr_store(location), mode="r+", zarr_format=3)
+    group = zarr.open_group(storage.zarr_store(location), mode="r+")
 
     def read(block: Block) -> xr.Dataset:
         return inputs.isel(time=block.time, y=block.read_y, x=block.read_x).load()
@@ -208,13 +208,13 @@ def append_dates(
     store = storage.zarr_store(location)
     # Not through the consolidated metadata: it keeps describing the old version until the
     # end, and arrays opened from it would not see their new shape.
-    group = zarr.open_group(store, mode="r+", zarr_format=3, use_consolidated=False)
+    group = zarr.open_group(store, mode="r+", use_consolidated=False)
     n_old, n_new = group["time"].shape[0], new_inputs.sizes["time"]
     probe = module.run(_probe(new_inputs, "time").load(), **options)
     names = list(probe.data_vars)
-    template_dims = {n: group[n].metadata.dimension_names for n in names}
+    template_dims = {n: zarr_layout.dimension_names(group[n]) for n in names}
     along_time = [
-        n for n in group.array_keys() if "time" in (group[n].metadata.dimension_names or ())
+        n for n in group.array_keys() if "time" in (zarr_layout.dimension_names(group[n]) or ())
     ]
     for name in along_time:
         array = group[name]
@@ -225,8 +225,8 @@ def append_dates(
     group["time"][n_old:] = encoded.astype(group["time"].dtype)
     for name in along_time:
         if name not in names and name != "time" and name in new_inputs.coords:
-            group[name][n_old:] = np.asarray(new_inputs.coords[name].values).astype(
-                group[name].dtype
+            group[name][n_old:] = zarr_layout.encode_strings(
+                new_inputs.coords[name].values, group[name].dtype
             )
 
     def read(block: Block) -> xr.Dataset:
@@ -250,7 +250,7 @@ def append_dates(
     )
     run_blocks(blocks, read=read, compute=compute, write=write)
     group.attrs.update(attrs)
-    zarr.consolidate_metadata(store, zarr_format=3)
+    zarr.consolidate_metadata(store, zarr_format=group.metadata.zarr_format)  # old v3 too
     return n_new
 
 
@@ -311,8 +311,9 @@ def _write_template(template: xr.Dataset, location: storage.Location) -> None:
     """Metadata and coordinates now, data chunks by the region writes (lazy zeros dropped).
 
     Non-index coordinates get the chunks the whole-tile path gives them (it chunks the
-    whole Dataset), so both paths write the same bytes."""
-    ds = template.copy()
+    whole Dataset), and the layout is the whole-tile path's (`geoproc.zarr_layout`), so
+    both paths write the same bytes."""
+    ds = zarr_layout.with_compressor(zarr_layout.gdal_readable(template.copy()))
     for name, var in ds.variables.items():
         var.encoding.pop("preferred_chunks", None)
         var.encoding.pop("chunks", None)
@@ -322,5 +323,5 @@ def _write_template(template: xr.Dataset, location: storage.Location) -> None:
     if fs.exists(path):
         fs.rm(path, recursive=True)
     ds.to_zarr(
-        storage.zarr_store(location), mode="w", consolidated=True, zarr_format=3, compute=False
+        storage.zarr_store(location), mode="w", compute=False, **zarr_layout.to_zarr_kwargs()
     )

@@ -127,12 +127,10 @@ def test_kill_at_several_points_then_resume_equals_clean_build(tmp_path):
     store = _store(tmp_path / "killed")
     conditions = [
         lambda: store.with_name(store.name + ".lock").exists(),
-        lambda: (store / "zarr.json").exists(),
-        lambda: any((store / "red" / "c").rglob("*")) if (store / "red" / "c").exists() else False,
+        lambda: (store / ".zgroup").exists(),
+        lambda: any((store / "red").glob("*.*.*")) if (store / "red").exists() else False,
         lambda: (
-            len(list((store / "red" / "c").glob("*"))) >= 6
-            if (store / "red" / "c").exists()
-            else False
+            len(list((store / "red").glob("*.*.*"))) >= 6 if (store / "red").exists() else False
         ),
     ]
     killed_at = []

@@ -31,11 +31,11 @@ def _fresh(root, name, cat):
 def test_zero_byte_chunk_is_repaired_to_clean_bytes(built):
     cat, root, clean = built
     out = _fresh(root, "zero", cat)
-    chunk = _store(out) / "red" / "c" / "2" / "0" / "0"
+    chunk = _store(out) / "red" / "2.0.0"
     chunk.write_bytes(b"")
     rec = _build(cat, out)["tiles"][TILE.id]
     assert [r["time"][:10] for r in rec["steps_repaired"]] == ["2024-03-11"]
-    assert rec["steps_repaired"][0]["damage"] == ["red: chunk c/2/0/0 is 0 bytes"]
+    assert rec["steps_repaired"][0]["damage"] == ["red: chunk 2.0.0 is 0 bytes"]
     assert rec["steps_written"] == ["2024-03-11T10:20:30/L30"] and rec["steps_skipped"] == 3
     assert store_bytes(_store(out)) == clean
 
@@ -43,9 +43,9 @@ def test_zero_byte_chunk_is_repaired_to_clean_bytes(built):
 def test_corrupt_chunk_needs_full_verify_and_is_repaired(built):
     cat, root, clean = built
     out = _fresh(root, "flip", cat)
-    chunk = _store(out) / "fmask" / "c" / "1" / "0" / "0"
+    chunk = _store(out) / "fmask" / "1.0.0"
     data = bytearray(chunk.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # one flipped byte: same size, only the crc32c can tell
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: same size, only zstd's frame checksum can tell
     chunk.write_bytes(bytes(data))
     quick = _build(cat, out)["tiles"][TILE.id]
     assert quick["steps_repaired"] == [] and quick["steps_written"] == []
@@ -60,7 +60,7 @@ def test_corrupt_chunk_needs_full_verify_and_is_repaired(built):
 def test_lost_variable_metadata_is_restored_from_consolidated_copy(built):
     cat, root, clean = built
     out = _fresh(root, "meta", cat)
-    (_store(out) / "green" / "zarr.json").unlink()
+    (_store(out) / "green" / ".zarray").unlink()
     rec = _build(cat, out)["tiles"][TILE.id]
     assert rec["metadata_restored"] == ["green"] and rec["steps_written"] == []
     assert store_bytes(_store(out)) == clean
@@ -70,13 +70,13 @@ def test_lost_metadata_without_a_copy_names_the_damage_not_collections(built):
     cat, root, _ = built
     out = _fresh(root, "nocopy", cat)
     store = _store(out)
-    (store / "green" / "zarr.json").unlink()
-    doc = json.loads((store / "zarr.json").read_text())
-    del doc["consolidated_metadata"]["metadata"]["green"]
-    (store / "zarr.json").write_text(json.dumps(doc))
+    (store / "green" / ".zarray").unlink()
+    doc = json.loads((store / ".zmetadata").read_text())
+    del doc["metadata"]["green/.zarray"]
+    (store / ".zmetadata").write_text(json.dumps(doc))
     with pytest.raises(StoreError) as err:
         _build(cat, out)
-    assert "green/zarr.json" in str(err.value) and "--collections" not in str(err.value)
+    assert "green/.zarray" in str(err.value) and "--collections" not in str(err.value)
 
 
 def test_verify_command_exit_codes_and_report(built, tmp_path, capsys):
@@ -86,7 +86,7 @@ def test_verify_command_exit_codes_and_report(built, tmp_path, capsys):
     good = json.loads((tmp_path / "ok.json").read_text())["stores"][0]
     # 4 steps x 4 image variables (green, red, lwir11, fmask) x 1 chunk (64 px tile)
     assert good["chunks_checked"] == 16 and good["damaged_steps"] == {}
-    (_store(out) / "lwir11" / "c" / "3" / "0" / "0").write_bytes(b"\x00" * 7)
+    (_store(out) / "lwir11" / "3.0.0").write_bytes(b"\x00" * 7)
     assert main(["verify", str(out), "--record", str(tmp_path / "bad.json")]) == 1
     bad = json.loads((tmp_path / "bad.json").read_text())["stores"][0]
     assert list(bad["damaged_steps"]) == ["3"] and "lwir11" in bad["damaged_steps"]["3"][0]
@@ -96,7 +96,7 @@ def test_verify_command_exit_codes_and_report(built, tmp_path, capsys):
 def test_cube_build_verify_full_flag_repairs_a_flipped_byte(built, tmp_path):
     cat, root, clean = built
     out = _fresh(root, "flag", cat)
-    chunk = _store(out) / "red" / "c" / "0" / "0" / "0"
+    chunk = _store(out) / "red" / "0.0.0"
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0xFF
     chunk.write_bytes(bytes(data))
