@@ -8,7 +8,9 @@ Output layout under the run's output URL (local path, file:// or s3://):
     tiles/{product}/layer.json                    the layer's dates, tiles, legend
     stac/catalog.json, stac/{product}/collection.json, stac/{product}/{id}/{id}.json
     stac/cubes/collection.json, stac/cubes/cube-{tile}/cube-{tile}.json   the Zarr cubes
+    tiles/{product}/{date}/{zmax}/{x}/{y}.js      the stored values under each web pixel
     viewer/index.html, viewer/run-{run_id}.html   offline map of every published layer
+    viewer/vendor/leaflet/                        the map library the pages load
     publish-state/{product}.json                  what each date was made from (reruns)
 
 Why incremental: a date whose inputs (values, attributes, grid, style, sources, software)
@@ -59,13 +61,13 @@ from geoproc.publish.publish_state import (
 )
 from geoproc.publish.source_links import resolve_source_hrefs
 from geoproc.publish.stac_api_push import push_to_stac_api
-from geoproc.publish.viewer import viewer_html
+from geoproc.publish.viewer import viewer_files, viewer_html
 from geoproc.stac_schemas import validate_stac
 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_PX = 256
-_RENDERER_VERSION = 1
+_RENDERER_VERSION = 2
 """Bump when the tile rendering changes, so published pyramids are re-rendered."""
 _LAYER_ORDER = {"flood": 0, "lst": 1, "canopy": 2}
 """Viewer layer order: the first one is shown when the page opens."""
@@ -148,6 +150,8 @@ def publish_run(
     if validate and not writer.holds("stac/catalog.json", catalog_bytes):
         validate_stac(catalog)
     writer.put("stac/catalog.json", catalog_bytes)
+    for relpath, data in viewer_files().items():
+        writer.put(f"viewer/{relpath}", data)  # the vendored map library, before the page
     page = viewer_html(_viewer_manifest(writer, run_id))
     writer.put("viewer/index.html", page)
     writer.put(f"viewer/run-{run_id}.html", page)
@@ -512,6 +516,7 @@ def _publish_pyramids(
 ) -> dict[str, list[str]]:
     """Each date's web-tile pyramid, rendered only when its sources or style changed."""
     layer_tiles: dict[str, list[str]] = {}
+    class_counts: dict[str, dict[str, int]] = {}
     fingerprints: dict[str, str] = {}
     keep: set[str] = set()
     layer_rel = f"tiles/{product}/layer.json"
@@ -521,22 +526,35 @@ def _publish_pyramids(
         sources = sources_by_date[label]
         fingerprint = _pyramid_fingerprint(sources, style, zooms, bounds)
         fingerprints[label] = fingerprint
-        reusable = _reusable_tiles(previous, present, product, label, fingerprint)
+        reusable = _reusable_tiles(previous, present, product, label, fingerprint, zooms)
         if reusable is not None:
             # Same source bytes, style, zooms and bounds as the published pyramid: the
             # tiles would come out byte-identical, so skip rendering them again.
             layer_tiles[label] = reusable
-            writer.unchanged += len(reusable)
-            keep.update(f"tiles/{product}/{label}/{key}.png" for key in reusable)
+            class_counts[label] = previous.get("class_counts", {}).get(label, {})
+            files = _tile_files(product, label, reusable, zooms)
+            writer.unchanged += len(files)
+            keep.update(files)
             continue
         paths = [_stage(writer, staging / product / label, source) for source in sources]
         written = []
-        for tile, png in web_tiles.iter_tiles(paths, bounds, style=style, zooms=zooms):
-            rel = f"tiles/{product}/{label}/{tile.z}/{tile.x}/{tile.y}.png"
-            writer.put(rel, png)
-            keep.add(rel)
+        counts: dict[str, int] = defaultdict(int)
+        tiles = web_tiles.iter_tiles(
+            paths, bounds, style=style, zooms=zooms, values_key=f"{product}/{label}"
+        )
+        for out in tiles:
+            tile = out.tile
+            rel = f"tiles/{product}/{label}/{tile.z}/{tile.x}/{tile.y}"
+            writer.put(f"{rel}.png", out.png)
+            keep.add(f"{rel}.png")
+            if out.values is not None:
+                writer.put(f"{rel}.js", out.values)  # the viewer's click values
+                keep.add(f"{rel}.js")
+            for value, n in (out.counts or {}).items():
+                counts[str(value)] += n
             written.append(f"{tile.z}/{tile.x}/{tile.y}")
         layer_tiles[label] = written
+        class_counts[label] = dict(sorted(counts.items()))
     layer = {
         "fingerprints": fingerprints,
         "id": product,
@@ -544,8 +562,10 @@ def _publish_pyramids(
         "variable": primary,
         "dates": sorted(layer_tiles),
         "tiles": layer_tiles,
+        "class_counts": class_counts,
         "legend": style.legend(),
         "url": f"../tiles/{product}/{{date}}/{{z}}/{{x}}/{{y}}.png",
+        "values_url": f"../tiles/{product}/{{date}}/{{z}}/{{x}}/{{y}}.js",
         "bounds": [round(v, 6) for v in bounds],
         "minzoom": zooms.minzoom,
         "maxzoom": zooms.maxzoom,
@@ -588,7 +608,12 @@ def _pyramid_fingerprint(sources: list[_PyramidSource], style: LayerStyle, zooms
 
 
 def _reusable_tiles(
-    previous: dict | None, present: set[str], product: str, label: str, fingerprint: str
+    previous: dict | None,
+    present: set[str],
+    product: str,
+    label: str,
+    fingerprint: str,
+    zooms: web_tiles.ZoomRange,
 ) -> list[str] | None:
     """The tiles of a date already published from identical inputs, if all still exist."""
     if not previous or previous.get("fingerprints", {}).get(label) != fingerprint:
@@ -596,8 +621,17 @@ def _reusable_tiles(
     listed = previous.get("tiles", {}).get(label)
     if listed is None:
         return None
+    files = _tile_files(product, label, listed, zooms)
+    return listed if all(f in present for f in files) else None
+
+
+def _tile_files(product: str, label: str, keys: list[str], zooms: web_tiles.ZoomRange) -> list[str]:
+    """The PNGs of a date's tiles and the value payloads of its maximum-zoom ones."""
     prefix = f"tiles/{product}/{label}/"
-    return listed if all(f"{prefix}{key}.png" in present for key in listed) else None
+    files = [f"{prefix}{key}.png" for key in keys]
+    top = f"{zooms.maxzoom}/"
+    files += [f"{prefix}{key}.js" for key in keys if key.startswith(top)]
+    return files
 
 
 def _read_json(writer: ObjectWriter, relpath: str) -> dict | None:

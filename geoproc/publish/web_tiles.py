@@ -9,14 +9,28 @@ leaves neither seam nor gap. Class maps are warped with nearest neighbour (no in
 classes), continuous maps with bilinear; both read the COG overviews at low zooms.
 
 Zoom levels are bounded: the maximum is the zoom whose pixel is closest to the native
-ground resolution (30 m -> 12 at mid latitudes), the minimum the deepest zoom at which the
-whole AOI fits in a few tiles, so a run never renders a world pyramid.
+ground resolution (30 m -> 12 at mid latitudes; the viewer overzooms beyond it instead of
+publishing more tiles), the minimum the deepest zoom at which the whole AOI fits in a few
+tiles but at least `CONTEXT_ZOOMS` below the maximum, so a small AOI can still be zoomed out
+to see where it lies (8-12 for a 10 km AOI, a handful of extra tiles), and a run never
+renders a world pyramid.
+
+Values for the viewer's click and time series: at the maximum zoom each web tile also gets
+a value payload (`value_payload`), the stored values of the COG pixel under each web pixel
+centre (nearest neighbour, never interpolated), zlib-compressed in a one-line JavaScript
+file. Why JavaScript and not PNG or JSON: the page must work opened from disk, and Chromium
+refuses ``fetch`` of ``file://`` URLs and taints canvases drawn from ``file://`` images, so
+``getImageData`` cannot decode value-encoded PNGs; a ``<script>`` element loads from disk
+and over HTTP alike.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import os
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +38,9 @@ from dataclasses import dataclass
 import morecantile
 import numpy as np
 import rasterio
+from pyproj import Transformer
 from rasterio.warp import transform_bounds
+from rasterio.windows import Window
 from rio_tiler.errors import EmptyMosaicError
 from rio_tiler.io import Reader
 from rio_tiler.models import ImageData
@@ -36,6 +52,10 @@ from geoproc.publish.colormaps import LayerStyle
 TMS = morecantile.tms.get("WebMercatorQuad")
 TILE_SIZE = 256
 MAX_TILES_AT_MIN_ZOOM = 4
+CONTEXT_ZOOMS = 4
+"""The pyramid reaches at least this many zooms below the native one (cheap: few tiles)."""
+VALUES_CALLBACK = "geoprocValues"
+"""The function a value payload calls (defined by the viewer page)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +77,19 @@ def zoom_range(
         if len(list(TMS.tiles(west, south, east, north, [z]))) <= MAX_TILES_AT_MIN_ZOOM:
             minzoom = z
             break
-    return ZoomRange(minzoom=minzoom, maxzoom=maxzoom)
+    return ZoomRange(minzoom=max(0, min(minzoom, maxzoom - CONTEXT_ZOOMS)), maxzoom=maxzoom)
+
+
+@dataclass(frozen=True)
+class WebTile:
+    """One rendered web tile: its PNG and, at the maximum zoom, its value payload."""
+
+    tile: morecantile.Tile
+    png: bytes
+    values: bytes | None = None
+    """`value_payload` bytes (maximum zoom only)."""
+    counts: dict[int, int] | None = None
+    """Web pixels per class value (class maps at the maximum zoom): the date's class areas."""
 
 
 def tiles_for(
@@ -79,7 +111,34 @@ def render_tile(
 
     ``scale``/``offset`` turn stored (packed) values into the physical units of the ramp.
     """
-    method = "nearest" if style.is_categorical else "bilinear"
+    read = _mosaic(sources, tile, "nearest" if style.is_categorical else "bilinear")
+    if read is None:
+        return None
+    return _render(*read, style=style, scale=scale, offset=offset)
+
+
+def _render(
+    band: np.ndarray, valid: np.ndarray, *, style: LayerStyle, scale: float, offset: float
+) -> bytes | None:
+    """PNG of stored values in the layer's colours (classes or ramp); None when nothing shows."""
+    valid = valid.copy()
+    if style.is_classes:
+        data = band.astype("uint8") if band.dtype != np.uint8 else band
+        colormap = style.class_colormap()
+        valid &= np.isin(data, list(colormap))
+    else:
+        data = style.to_ramp_index(band.astype("float64") * scale + offset)
+        colormap = style.ramp_lut()
+    if not valid.any():
+        return None
+    mask = np.where(valid, 255, 0).astype("uint8")
+    return render(data[np.newaxis], mask, img_format="PNG", colormap=colormap, ZLEVEL=6)
+
+
+def _mosaic(
+    sources: list[str], tile: morecantile.Tile, method: str
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(stored values, valid mask) of one web tile from the sources; None when empty."""
 
     def _read(path: str, x: int, y: int, z: int) -> ImageData:
         with Reader(path) as src:
@@ -99,17 +158,83 @@ def render_tile(
     valid = ~np.ma.getmaskarray(image.array)[0]
     if not valid.any():
         return None
-    band = np.ma.getdata(image.array)[0]
-    if style.is_classes:
-        data = band.astype("uint8") if band.dtype != np.uint8 else band
-        colormap = style.class_colormap()
-        known = np.isin(data, list(colormap))
-        valid &= known
+    return np.ma.getdata(image.array)[0], valid
+
+
+def exact_values(
+    sources: list[str], tile: morecantile.Tile
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(stored values, valid mask) of the source pixel containing each web pixel's centre.
+
+    Why not rio-tiler's nearest read: it warps through an intermediate VRT grid with GDAL's
+    approximate transformer (0.125 px error), so a web pixel near a source pixel edge can
+    take the neighbour's value; a click must show exactly what the COG holds there, as
+    ``rasterio``'s ``sample``/``index`` find it. The first source with data wins, as in the
+    drawn mosaic. None when no source has data in the tile.
+    """
+    b = TMS.xy_bounds(tile)
+    cols = b.left + (np.arange(TILE_SIZE) + 0.5) * (b.right - b.left) / TILE_SIZE
+    rows = b.top - (np.arange(TILE_SIZE) + 0.5) * (b.top - b.bottom) / TILE_SIZE
+    mx, my = np.meshgrid(cols, rows)
+    out: np.ndarray | None = None
+    valid = np.zeros(mx.shape, dtype=bool)
+    for path in sources:
+        with rasterio.open(path) as src:
+            # A Transformer per call: pyproj transformers are not shared between threads.
+            x, y = Transformer.from_crs("EPSG:3857", src.crs, always_xy=True).transform(mx, my)
+            inv = ~src.transform
+            col = np.floor(inv.a * x + inv.b * y + inv.c)
+            row = np.floor(inv.d * x + inv.e * y + inv.f)
+            todo = (row >= 0) & (row < src.height) & (col >= 0) & (col < src.width) & ~valid
+            if not todo.any():
+                continue
+            r, c = row[todo].astype(int), col[todo].astype(int)
+            r0, c0 = int(r.min()), int(c.min())
+            window = Window(c0, r0, int(c.max()) - c0 + 1, int(r.max()) - r0 + 1)
+            data = src.read(1, window=window, masked=True)
+            picked = data[r - r0, c - c0]
+            ok = ~np.ma.getmaskarray(picked)
+            if np.issubdtype(data.dtype, np.floating):
+                ok &= ~np.isnan(np.ma.getdata(picked))
+            if out is None:
+                out = np.zeros(mx.shape, dtype=data.dtype)
+            where = np.flatnonzero(todo)[ok]
+            out.flat[where] = np.ma.getdata(picked)[ok]
+            valid.flat[where] = True
+    if out is None or not valid.any():
+        return None
+    return out, valid
+
+
+def value_payload(
+    key: str, band: np.ndarray, valid: np.ndarray, *, scale: float, offset: float
+) -> bytes:
+    """The ``geoprocValues(key, {...})`` script of one tile's stored values.
+
+    ``data`` is base64 of the zlib-compressed little-endian values, row-major 256x256, in
+    the COG's own dtype; pixels without data hold ``nodata`` (NaN for floats: ``null``).
+    """
+    values = np.ascontiguousarray(band)
+    floating = np.issubdtype(values.dtype, np.floating)
+    if floating:
+        nodata = None
+        values = np.where(valid, values, np.nan).astype(values.dtype)
     else:
-        data = style.to_ramp_index(band.astype("float64") * scale + offset)
-        colormap = style.ramp_lut()
-    mask = np.where(valid, 255, 0).astype("uint8")
-    return render(data[np.newaxis], mask, img_format="PNG", colormap=colormap, ZLEVEL=6)
+        info = np.iinfo(values.dtype)
+        used = set(np.unique(values[valid]).tolist())
+        nodata = next(v for v in (info.max, info.min, 0) if v not in used) if used else info.max
+        values = np.where(valid, values, nodata).astype(values.dtype)
+    raw = values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
+    meta = {
+        "dtype": values.dtype.name,
+        "nodata": nodata,
+        "scale": scale,
+        "offset": offset,
+        "size": TILE_SIZE,
+        "data": base64.b64encode(zlib.compress(raw, 6)).decode("ascii"),
+    }
+    body = json.dumps(meta, sort_keys=True, separators=(",", ":"))
+    return f"{VALUES_CALLBACK}({json.dumps(key)},{body});\n".encode()
 
 
 def iter_tiles(
@@ -119,8 +244,11 @@ def iter_tiles(
     style: LayerStyle,
     zooms: ZoomRange,
     workers: int | None = None,
-) -> Iterator[tuple[morecantile.Tile, bytes]]:
-    """(tile, PNG) for every non-empty tile of the pyramid over the bounds.
+    values_key: str = "",
+) -> Iterator[WebTile]:
+    """Every non-empty tile of the pyramid over the bounds, in pyramid order.
+
+    Tiles of the maximum zoom carry their value payload, keyed ``{values_key}/{z}/{x}/{y}``.
 
     Each web tile only opens the sources whose lon/lat bounds touch it, so a region of many
     processing tiles costs per web tile what its few neighbours cost, not all of them.
@@ -128,7 +256,7 @@ def iter_tiles(
     footprints = [(path, _lonlat_bounds(path)) for path in sources]
     scale, offset = _scale_offset(sources[0]) if sources else (1.0, 0.0)
 
-    def _one(tile: morecantile.Tile) -> tuple[morecantile.Tile, bytes | None]:
+    def _one(tile: morecantile.Tile) -> WebTile | None:
         b = TMS.bounds(tile)
         touching = [
             path
@@ -136,16 +264,36 @@ def iter_tiles(
             if w <= b.right and e >= b.left and s <= b.top and n >= b.bottom
         ]
         if not touching:
-            return tile, None
-        return tile, render_tile(touching, tile, style=style, scale=scale, offset=offset)
+            return None
+        if tile.z != zooms.maxzoom:
+            png = render_tile(touching, tile, style=style, scale=scale, offset=offset)
+            return None if png is None else WebTile(tile, png)
+        # The clicked value is the stored one, whatever the drawing uses.
+        read = exact_values(touching, tile)
+        if read is None:
+            return None
+        band, valid = read
+        if style.is_categorical:
+            png = _render(band, valid, style=style, scale=scale, offset=offset)
+        else:
+            png = render_tile(touching, tile, style=style, scale=scale, offset=offset)
+        if png is None:
+            return None
+        key = f"{values_key}/{tile.z}/{tile.x}/{tile.y}"
+        payload = value_payload(key, band, valid, scale=scale, offset=offset)
+        counts = None
+        if style.is_classes:
+            found, n = np.unique(band[valid], return_counts=True)
+            counts = {int(v): int(c) for v, c in zip(found, n, strict=True)}
+        return WebTile(tile, png, payload, counts)
 
     # GDAL releases the GIL while reading and warping, so threads overlap tiles; map()
     # keeps the tile order, and each tile's bytes do not depend on the thread.
     workers = workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for tile, png in pool.map(_one, tiles_for(bounds_lonlat, zooms)):
-            if png is not None:
-                yield tile, png
+        for out in pool.map(_one, tiles_for(bounds_lonlat, zooms)):
+            if out is not None:
+                yield out
 
 
 def _lonlat_bounds(path: str) -> tuple[float, float, float, float]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import math
+import zlib
 from pathlib import Path
 
 import morecantile
@@ -12,7 +15,7 @@ import rasterio
 from pyproj import Transformer
 
 from geoproc.publish.colormaps import FLOOD_COLOR, STYLES
-from geoproc.publish.web_tiles import TMS, render_tile, zoom_range
+from geoproc.publish.web_tiles import CONTEXT_ZOOMS, TMS, render_tile, zoom_range
 from tests.helpers.published_stores import (
     BOUNDARY_LON,
     DATES,
@@ -138,13 +141,15 @@ def test_zoom_levels_are_bounded():
     assert abs(ground - 30) < abs(coarser - 30) and abs(ground - 30) < abs(finer - 30)
     assert z30.maxzoom == 12
     assert zoom_range(bounds, resolution_m=10.0).maxzoom in (z30.maxzoom + 1, z30.maxzoom + 2)
-    # minzoom: the AOI fits in at most 4 tiles, one zoom deeper it does not
-    n = len(list(TMS.tiles(*bounds, [z30.minzoom])))
-    assert n <= 4
-    if z30.minzoom < z30.maxzoom:
-        assert len(list(TMS.tiles(*bounds, [z30.minzoom + 1]))) > 4
-    big = zoom_range((5.0, 45.0, 15.0, 50.0), resolution_m=30.0)
-    assert big.minzoom < z30.minzoom and big.maxzoom == 12
+    # minzoom: a small AOI still gets CONTEXT_ZOOMS zooms out (8..12), at one tile each
+    assert z30.minzoom == z30.maxzoom - CONTEXT_ZOOMS == 8
+    assert len(list(TMS.tiles(*bounds, [z30.minzoom]))) == 1
+    # a big AOI starts at the deepest zoom where it fits in at most 4 tiles
+    big_bounds = (5.0, 45.0, 15.0, 50.0)
+    big = zoom_range(big_bounds, resolution_m=30.0)
+    assert big.maxzoom == 12 and big.minzoom < z30.minzoom
+    assert len(list(TMS.tiles(*big_bounds, [big.minzoom]))) <= 4
+    assert len(list(TMS.tiles(*big_bounds, [big.minzoom + 1]))) > 4
 
 
 def test_published_pyramid_covers_every_zoom_and_only_data(published):
@@ -152,9 +157,12 @@ def test_published_pyramid_covers_every_zoom_and_only_data(published):
         for date in DATES:
             root = published / "tiles" / product / date
             zooms = sorted(int(p.name) for p in root.iterdir())
-            assert zooms == list(range(zooms[0], 13))
+            assert zooms == list(range(8, 13))
             for png in root.rglob("*.png"):
                 assert _read_png(png)[3].any(), f"empty tile written: {png}"
+            # every deepest-zoom tile has its value payload, and only those
+            payloads = sorted(p.with_suffix("") for p in root.rglob("*.js"))
+            assert payloads == sorted(p.with_suffix("") for p in (root / "12").rglob("*.png"))
 
 
 def test_packed_values_are_coloured_in_physical_units(tmp_path):
@@ -182,9 +190,51 @@ def test_packed_values_are_coloured_in_physical_units(tmp_path):
     expected = style.ramp_lut()[int(style.to_ramp_index(np.array(kelvin)))]
     zooms = zoom_range((11.96, 47.46, 12.1, 47.54), resolution_m=30.0)
     seen = 0
-    for _, png in iter_tiles([str(path)], (11.96, 47.46, 12.1, 47.54), style=style, zooms=zooms):
-        img = _read_png(png)
+    for out in iter_tiles([str(path)], (11.96, 47.46, 12.1, 47.54), style=style, zooms=zooms):
+        img = _read_png(out.png)
         opaque = img[:, img[3] == 255]
         assert (np.abs(opaque[:3].astype(int) - np.array(expected[:3])[:, None]) <= 1).all()
         seen += opaque.shape[1]
     assert seen > 1000
+
+
+def _decode_payload(path: Path) -> tuple[str, dict, np.ndarray]:
+    text = path.read_text()
+    assert text.startswith("geoprocValues(") and text.endswith(");\n")
+    key, _, body = text[len("geoprocValues(") : -3].partition(",")
+    meta = json.loads(body)
+    raw = zlib.decompress(base64.b64decode(meta["data"]))
+    values = np.frombuffer(raw, dtype=np.dtype(meta["dtype"]).newbyteorder("<"))
+    return json.loads(key), meta, values.reshape(meta["size"], meta["size"])
+
+
+@pytest.mark.parametrize(("product", "variable"), [("flood", "water"), ("lst", "lst")])
+def test_value_payloads_hold_the_stored_value_under_each_web_pixel(published, product, variable):
+    """Each payload pixel is the COG value at the web pixel's centre, never interpolated."""
+    date = DATES[1]
+    west = sorted(TILES)[0]
+    cog = published / "cog" / product / west / date / f"{variable}.tif"
+    checked = 0
+    with rasterio.open(cog) as src:
+        to_cog = Transformer.from_crs(4326, src.crs, always_xy=True)
+        band = src.read(1, masked=True)
+        for path in sorted((published / "tiles" / product / date / "12").rglob("*.js")):
+            x, y = int(path.parent.name), int(path.stem)
+            key, meta, values = _decode_payload(path)
+            assert key == f"{product}/{date}/12/{x}/{y}"
+            tile = morecantile.Tile(x, y, 12)
+            for row in range(3, 256, 17):
+                for col in range(3, 256, 17):
+                    lon, lat = _pixel_lonlat(tile, row, col)
+                    if lon > BOUNDARY_LON - 0.01:
+                        continue  # the overlap may come from either zone's COG
+                    r, c = src.index(*to_cog.transform(lon, lat))
+                    if not (0 <= r < src.height and 0 <= c < src.width):
+                        continue
+                    got = values[row, col]
+                    if np.ma.is_masked(band[r, c]):
+                        assert got == meta["nodata"] or (meta["nodata"] is None and np.isnan(got))
+                    else:
+                        assert got == band[r, c], (path, row, col)
+                        checked += 1
+    assert checked > 200
