@@ -6,7 +6,10 @@ needs: input bands and their normalisation (``value_scaling``), output shape, ty
 class meanings (``classification:classes``), framework and version, the architecture name
 and hyperparameters. What MLM has no field for lives under the ``geoproc:`` prefix:
 ``geoproc:halo`` (pixels of context, >= receptive-field radius), ``geoproc:temporal``
-(``scene`` or ``series``) and per-output CF metadata (units, long_name, fill value).
+(``scene`` or ``series``), optionally ``geoproc:tile_size`` (the window side a model with a
+fixed input size, e.g. a ViT, was trained on; blended inference uses it) and
+``geoproc:bytes_per_pixel`` (working memory per input pixel, for batch sizing), and
+per-output CF metadata (units, long_name, fill value).
 The weights asset carries ``file:checksum`` (a sha2-256 multihash, file extension v2.1.0).
 """
 
@@ -76,6 +79,10 @@ class ModelCard:
     sha256: str
     framework_version: str
     raw: dict = field(repr=False, compare=False, default_factory=dict)
+    tile_size: int | None = None
+    """Window side the model expects (None: any size)."""
+    bytes_per_pixel: int | None = None
+    """Working memory per window pixel, when the card states it."""
 
     @property
     def key(self) -> str:
@@ -139,6 +146,8 @@ def parse_card(doc: dict) -> ModelCard:
             sha256=checksum[len(_SHA256_MULTIHASH_PREFIX) :].lower(),
             framework_version=props.get("mlm:framework_version", ""),
             raw=doc,
+            tile_size=_opt_int(props.get("geoproc:tile_size")),
+            bytes_per_pixel=_opt_int(props.get("geoproc:bytes_per_pixel")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(
@@ -180,6 +189,9 @@ def make_card(
     temporal: Literal["scene", "series"] = "scene",
     description: str = "",
     created: str = "2026-01-01T00:00:00Z",
+    tile_size: int | None = None,
+    bytes_per_pixel: int | None = None,
+    pretrained_source: str | None = None,
 ) -> dict:
     """Build a card dict that validates against the MLM v1.5.2 schema."""
     spatial = ["batch", "bands", "height", "width"]
@@ -190,6 +202,11 @@ def make_card(
     tasks = sorted(
         {"semantic-segmentation" if o.kind == "classification" else "regression" for o in outputs}
     )
+    extra: dict = {}
+    if tile_size is not None:
+        extra["geoproc:tile_size"] = tile_size
+    if bytes_per_pixel is not None:
+        extra["geoproc:bytes_per_pixel"] = bytes_per_pixel
     return {
         "type": "Feature",
         "stac_version": "1.1.0",
@@ -212,13 +229,14 @@ def make_card(
             "mlm:framework": "PyTorch",
             "mlm:framework_version": framework_version,
             "mlm:total_parameters": total_parameters,
-            "mlm:pretrained": False,
-            "mlm:pretrained_source": None,
+            "mlm:pretrained": pretrained_source is not None,
+            "mlm:pretrained_source": pretrained_source,
             "mlm:accelerator": None,
             "mlm:accelerator_constrained": False,
             "mlm:hyperparameters": hyperparameters,
             "geoproc:halo": halo,
             "geoproc:temporal": temporal,
+            **extra,
             "mlm:input": [
                 {
                     "name": "reflectance" if temporal == "scene" else "reflectance series",
@@ -287,6 +305,10 @@ def _output_entry(o: OutputVariable) -> dict:
 def dumps_card(doc: dict) -> str:
     """Stable JSON text (sorted keys) so a card's bytes only change when its content does."""
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def _opt_int(value) -> int | None:
+    return None if value is None else int(value)
 
 
 def _fill(value: float | int | str) -> float | int:

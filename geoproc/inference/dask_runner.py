@@ -17,6 +17,7 @@ from functools import lru_cache
 import dask
 import xarray as xr
 
+from geoproc.inference.blending import Blend
 from geoproc.inference.engine import (
     ChunkWriter,
     EngineOptions,
@@ -49,8 +50,16 @@ def run_inference_dask(
     grid, done, todo = plan.grid, plan.done, plan.todo
     tasks = [
         dask.delayed(_run_batch, pure=False)(
-            cube_url, output_url, kernel, grid, batch, batch_seed(batch, options.seed), done
-        )
+            cube_url,
+            output_url,
+            kernel,
+            grid,
+            batch,
+            batch_seed(batch, options.seed),
+            done,
+            plan.blend,
+            options.batch_memory_bytes,
+        )  # fmt: skip
         for batch in todo
     ]
     if client is not None:
@@ -71,12 +80,16 @@ def _run_batch(
     batch: list[WindowTask],
     seed: int,
     done: set[str],
+    blend: Blend | None = None,
+    batch_bytes: int = 512 * 1024 * 1024,
 ) -> int:
     """One Dask task: read the batch's windows, run the kernel, write chunks + markers."""
     reader = WindowReader(_cube(cube_url), kernel.inputs, grid, cache_bytes=0)
     inputs = reader.batch(batch)
     with _LOCK:  # one forward pass at a time per process: one model per device
-        crops = compute_batch(kernel, inputs, batch, seed=seed)
+        crops = compute_batch(
+            kernel, inputs, batch, seed=seed, blend=blend, batch_bytes=batch_bytes
+        )
     writer = ChunkWriter(output_url, [s.name for s in kernel.outputs], grid)
     return sum(writer.write(task, data, skip=done) for task, data in zip(batch, crops, strict=True))
 

@@ -34,6 +34,7 @@ import zarr
 from geoproc import __version__
 from geoproc.errors import StoreError, UsageError
 from geoproc.inference._io import zarr_store
+from geoproc.inference.blending import Blend, blend_block, make_blend, read_region
 from geoproc.inference.kernel import Kernel
 from geoproc.inference.markers import TEMPLATE_KEY, ChunkMarkers
 from geoproc.storage import remove_partial_writes
@@ -66,6 +67,15 @@ class EngineOptions:
     """Base seed for stochastic kernels; each batch derives its own from its first chunk."""
     overwrite: bool = False
     """Discard an existing product store instead of resuming it."""
+    blend: str = "none"
+    """``none``: each block is one window (block + halo), cropped (exact when the halo covers
+    the receptive field). ``linear`` / ``cosine``: overlapping windows on one lattice,
+    averaged with ramped weights, so models with a window-wide receptive field
+    (transformers, global pooling) leave no seams (see ``blending.py``)."""
+    tile: int | None = None
+    """Blend window side (default: the card's ``geoproc:tile_size``, else 256 px)."""
+    overlap: int | None = None
+    """Blend overlap between neighbouring windows (default: max(halo, tile / 4))."""
 
 
 @dataclass(frozen=True)
@@ -174,10 +184,13 @@ def window_chunks(grid: Grid, kernel: Kernel, options: EngineOptions) -> int:
     if options.window_chunks:
         return max(1, options.window_chunks)
     depth = 1 if kernel.temporal == "scene" else grid.nt
+    margin = kernel.halo
+    if options.blend != "none":  # a blended block reads up to one window beyond each edge
+        margin = options.tile or getattr(kernel, "tile_size", None) or kernel.halo
     k = 1
     while k < 8:
         nxt = k + 1
-        px = (nxt * grid.cy + 2 * kernel.halo) * (nxt * grid.cx + 2 * kernel.halo) * depth
+        px = (nxt * grid.cy + 2 * margin) * (nxt * grid.cx + 2 * margin) * depth
         if px * kernel.bytes_per_pixel > options.batch_memory_bytes:
             break
         if k * grid.cy >= grid.ny and k * grid.cx >= grid.nx:
@@ -188,8 +201,13 @@ def window_chunks(grid: Grid, kernel: Kernel, options: EngineOptions) -> int:
 
 def plan_batches(grid: Grid, kernel: Kernel, options: EngineOptions) -> list[list[WindowTask]]:
     """Every output chunk, in windows of k x k chunks, grouped into batches of equal
-    window shape within the memory budget. Depends only on grid, kernel and options."""
+    window shape within the memory budget. Depends only on grid, kernel and options.
+
+    With blending, a task is one block (its read window the union of the lattice windows
+    that touch it) and a batch holds one block; the windows inside it are batched by
+    ``blend_block``."""
     h = kernel.halo
+    blend = run_blend(grid, kernel, options)
     k = window_chunks(grid, kernel, options)
     times: list[int | None] = list(range(grid.nt)) if kernel.temporal == "scene" else [None]
     t_depth = 1 if kernel.temporal == "scene" else grid.nt
@@ -201,6 +219,10 @@ def plan_batches(grid: Grid, kernel: Kernel, options: EngineOptions) -> list[lis
                 iy, ix = (by, min(n_cy, by + k)), (bx, min(n_cx, bx + k))
                 y0, x0 = iy[0] * grid.cy, ix[0] * grid.cx
                 y1, x1 = min(grid.ny, iy[1] * grid.cy), min(grid.nx, ix[1] * grid.cx)
+                if blend is not None:
+                    ry, rx = read_region(blend, (y0, y1), (x0, x1), grid.ny, grid.nx)
+                    tasks.append(WindowTask(t, iy, ix, (y0, y1), (x0, x1), ry, rx))
+                    continue
                 tasks.append(
                     WindowTask(
                         t=t,
@@ -212,6 +234,8 @@ def plan_batches(grid: Grid, kernel: Kernel, options: EngineOptions) -> list[lis
                         read_x=(max(0, x0 - h), min(grid.nx, x1 + h)),
                     )
                 )
+    if blend is not None:
+        return [[task] for task in tasks]
     # Batches never mix time steps, so appending dates to a cube leaves the batches of
     # earlier dates (and so their bytes) unchanged.
     by_shape: OrderedDict[tuple, list[WindowTask]] = OrderedDict()
@@ -223,6 +247,13 @@ def plan_batches(grid: Grid, kernel: Kernel, options: EngineOptions) -> list[lis
         size = max(1, options.batch_memory_bytes // per_window)
         batches += [group[i : i + size] for i in range(0, len(group), size)]
     return batches
+
+
+def run_blend(grid: Grid, kernel: Kernel, options: EngineOptions) -> Blend | None:
+    """The blend lattice of a run (None for crop-only); fixed by grid, kernel and options."""
+    return make_blend(
+        grid.ny, grid.nx, kernel, mode=options.blend, tile=options.tile, overlap=options.overlap
+    )
 
 
 def batch_keys(batch: list[WindowTask], grid: Grid) -> list[str]:
@@ -286,9 +317,31 @@ class WindowReader:
 
 
 def compute_batch(
-    kernel: Kernel, inputs: np.ndarray, tasks: list[WindowTask], *, seed: int
+    kernel: Kernel,
+    inputs: np.ndarray,
+    tasks: list[WindowTask],
+    *,
+    seed: int,
+    blend: Blend | None = None,
+    batch_bytes: int = 512 * _MiB,
 ) -> list[dict[str, np.ndarray]]:
-    """Run the kernel on a batch and crop each window's halo back to its chunk."""
+    """Run the kernel on a batch and crop each window's halo back to its chunk (or, with a
+    blend, run and blend the overlapping windows of each block)."""
+    if blend is not None:
+        return [
+            blend_block(
+                kernel,
+                inputs[i],
+                read_y=task.read_y,
+                read_x=task.read_x,
+                out_y=task.out_y,
+                out_x=task.out_x,
+                blend=blend,
+                batch_bytes=batch_bytes,
+                seed=seed,
+            )  # fmt: skip
+            for i, task in enumerate(tasks)
+        ]
     outputs = kernel(inputs, seed=seed)
     crops = []
     for i, task in enumerate(tasks):
@@ -342,6 +395,7 @@ def prepare_output(
     *,
     cube_url: str,
     overwrite: bool = False,
+    blend: Blend | None = None,
 ) -> None:
     """Write the product store's template (metadata, coords, CF attrs) once.
 
@@ -350,7 +404,7 @@ def prepare_output(
     grows to match. Anything else is refused unless ``overwrite``.
     """
     markers = ChunkMarkers(output_url)
-    attrs = _provenance(kernel, cube_url)
+    attrs = _provenance(kernel, cube_url, blend)
     scene = kernel.temporal == "scene"
     if not overwrite and TEMPLATE_KEY in markers.done():
         remove_partial_writes(output_url)  # orphans of a killed run; runs before any task
@@ -370,7 +424,9 @@ def prepare_output(
             )
         if scene and n_old < grid.nt:  # the cube gained dates: grow the product's time axis
             ds, encoding = _template(cube.isel(time=slice(n_old, None)), kernel, grid, attrs)
-            ds.to_zarr(
+            from geoproc.zarr_layout import gdal_readable  # str coords as bytes, as when made
+
+            gdal_readable(ds).to_zarr(
                 zarr_store(output_url), mode="a", append_dim="time", compute=False,
                 consolidated=True,
             )  # fmt: skip
@@ -382,8 +438,10 @@ def prepare_output(
         )
     markers.clear()
     ds, encoding = _template(cube, kernel, grid, attrs)
-    ds.to_zarr(
-        zarr_store(output_url), mode="w", compute=False, encoding=encoding, consolidated=True
+    from geoproc.zarr_layout import gdal_readable, to_zarr_kwargs  # GDAL-readable (Zarr v2)
+
+    gdal_readable(ds).to_zarr(
+        zarr_store(output_url), mode="w", compute=False, encoding=encoding, **to_zarr_kwargs()
     )
     markers.mark(TEMPLATE_KEY)
 
@@ -420,6 +478,7 @@ class RunPlan:
     todo: list[list[WindowTask]]
     chunks_total: int
     chunks_skipped: int
+    blend: Blend | None = None
 
 
 def plan_run(cube_url: str, kernel: Kernel, output_url: str, options: EngineOptions) -> RunPlan:
@@ -429,13 +488,16 @@ def plan_run(cube_url: str, kernel: Kernel, output_url: str, options: EngineOpti
     """
     cube = open_cube(cube_url)
     grid = cube_grid(cube, kernel, cube_url=cube_url)
-    prepare_output(cube, kernel, output_url, grid, cube_url=cube_url, overwrite=options.overwrite)
+    blend = run_blend(grid, kernel, options)
+    prepare_output(
+        cube, kernel, output_url, grid, cube_url=cube_url, overwrite=options.overwrite, blend=blend
+    )
     batches = plan_batches(grid, kernel, options)
     done = ChunkMarkers(output_url).done()
     todo = [b for b in batches if not all(k in done for k in batch_keys(b, grid))]
     total = sum(len(batch_keys(b, grid)) for b in batches)
     return RunPlan(
-        cube, grid, done, todo, total, total - sum(len(batch_keys(b, grid)) for b in todo)
+        cube, grid, done, todo, total, total - sum(len(batch_keys(b, grid)) for b in todo), blend
     )
 
 
@@ -483,7 +545,10 @@ def run_inference(
             else:
                 pending_read = None
             t0 = time.perf_counter()
-            crops = compute_batch(kernel, inputs, batch, seed=batch_seed(batch, options.seed))
+            crops = compute_batch(
+                kernel, inputs, batch, seed=batch_seed(batch, options.seed), blend=plan.blend,
+                batch_bytes=options.batch_memory_bytes,
+            )  # fmt: skip
             stats.seconds_compute += time.perf_counter() - t0
             del inputs
             if pending_write is not None:
@@ -512,13 +577,16 @@ def run_inference(
     return stats
 
 
-def _provenance(kernel: Kernel, cube_url: str) -> dict[str, str]:
+def _provenance(kernel: Kernel, cube_url: str, blend: Blend | None = None) -> dict[str, str]:
+    params: dict = {"halo": kernel.halo, "temporal": kernel.temporal}
+    if blend is not None:  # crop-only stores keep the attrs they always had
+        params.update(blend.parameters())
     attrs = {
         "product": kernel.name,
         "algorithm_version": kernel.version,
         "software": f"geoproc {__version__}",
         "source_cube": cube_url,
-        "engine_parameters": json.dumps({"halo": kernel.halo, "temporal": kernel.temporal}),
+        "engine_parameters": json.dumps(params),
     }
     attrs.update(kernel.provenance())
     return attrs

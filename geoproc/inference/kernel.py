@@ -77,18 +77,22 @@ class ModelKernel:
         source: str | None = None,
         device: DeviceOptions | None = None,
         module: torch.nn.Module | None = None,
+        inputs: tuple[str, ...] | None = None,
     ) -> None:
+        """``inputs``: the cube variables to read for the card's bands, in card order
+        (default: the card's band names)."""
         self.card = card
         self.source = source
         self.device_options = device or DeviceOptions()
         self.name = card.name
         self.version = card.version
-        self.inputs = card.input_bands
+        self.inputs = tuple(inputs) if inputs is not None else card.input_bands
         self.outputs = tuple(o.variable_spec() for o in card.outputs)
         self.halo = card.halo
         self.temporal: Temporal = card.temporal
+        self.tile_size = card.tile_size
         width = int(card.hyperparameters.get("width", 32))
-        self.bytes_per_pixel = 4 * (2 * len(self.inputs) + 4 * width)
+        self.bytes_per_pixel = card.bytes_per_pixel or 4 * (2 * len(self.inputs) + 4 * width)
         self._module = module
         self._device: torch.device | None = None
 

@@ -108,7 +108,10 @@ def test_dask_on_s3_store_equals_local(cube_url, tmp_path, s3_bucket):
     local = str(tmp_path / "local.zarr")
     run_inference(cube_url, kernel, local, options=OPTIONS)
     s3_cube = f"s3://{s3_bucket}/cube.zarr"
-    xr.open_zarr(cube_url).load().to_zarr(_store(s3_cube), mode="w")
+    from geoproc import zarr_layout
+
+    copy = zarr_layout.with_compressor(zarr_layout.gdal_readable(xr.open_zarr(cube_url).load()))
+    copy.to_zarr(_store(s3_cube), mode="w", **zarr_layout.to_zarr_kwargs())
     s3_out = f"s3://{s3_bucket}/product.zarr"
     stats = run_inference_dask(s3_cube, kernel, s3_out, options=OPTIONS)  # threaded scheduler
     assert stats.chunks_written == 12

@@ -240,7 +240,10 @@ def _naive(cube_url: str, kernel, out_url: str) -> None:
         {name: (("time", "y", "x"), np.stack(v)) for name, v in arrays.items()},
         coords={"time": cube.time, "y": cube.y, "x": cube.x},
     )
-    ds.to_zarr(out_url, mode="w")
+    from geoproc import zarr_layout
+
+    stored = zarr_layout.with_compressor(zarr_layout.gdal_readable(ds))
+    stored.to_zarr(out_url, mode="w", **zarr_layout.to_zarr_kwargs())
 
 
 if __name__ == "__main__":
