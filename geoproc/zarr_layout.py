@@ -61,9 +61,8 @@ def gdal_readable(ds: xr.Dataset) -> xr.Dataset:
     """
     out = ds.copy(deep=False)
     for name, var in ds.variables.items():
-        if var.dtype.kind == "U" or (var.dtype.kind == "O" and _all_str(var.values)):
-            encoded = np.char.encode(np.asarray(var.values, dtype=str), "utf-8")
-            new = xr.Variable(var.dims, encoded, attrs=dict(var.attrs))
+        if var.dtype.kind in "UT" or (var.dtype.kind == "O" and _all_str(var.values)):
+            new = xr.Variable(var.dims, _utf8(np.asarray(var.values)), attrs=dict(var.attrs))
             new.attrs["_Encoding"] = "utf-8"  # xarray decodes the bytes back to str
             if var.encoding.get("chunks"):
                 new.encoding["chunks"] = var.encoding["chunks"]
@@ -98,8 +97,8 @@ def with_compressor(ds: xr.Dataset) -> xr.Dataset:
 def encode_strings(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Values for a direct write into an existing array: str as UTF-8 when it stores bytes."""
     values = np.asarray(values)
-    if np.dtype(dtype).kind == "S" and values.dtype.kind in "UO":
-        return np.char.encode(values.astype(str), "utf-8").astype(dtype)
+    if np.dtype(dtype).kind == "S" and values.dtype.kind in "UOT":
+        return _utf8(values).astype(dtype)
     return values.astype(dtype, copy=False)
 
 
@@ -131,6 +130,16 @@ def dimension_names(array) -> tuple[str, ...] | None:
     if names is None:
         names = array.attrs.get("_ARRAY_DIMENSIONS")
     return tuple(names) if names is not None else None
+
+
+def _utf8(values: np.ndarray) -> np.ndarray:
+    """str values (numpy ``<U``, ``StringDType`` or object) as fixed-width UTF-8 bytes."""
+    encoded = [str(v).encode("utf-8") for v in values.reshape(-1)]
+    width = max(
+        [len(b) for b in encoded]
+        + [values.dtype.itemsize // 4 if values.dtype.kind == "U" else 1, 1]
+    )
+    return np.array(encoded, dtype=f"S{width}").reshape(values.shape)
 
 
 def _all_str(values: np.ndarray) -> bool:
