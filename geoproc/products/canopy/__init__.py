@@ -1,6 +1,6 @@
 """Tree canopy product: leaf type (none / broadleaf / conifer), canopy cover and evidence QA per year.
 
-Method (default ``method="metrics"``, `canopy_metric_rules`): per pixel and calendar year,
+Method (default ``method="metrics"``, `metric_rules`): per pixel and calendar year,
 the clear observations of whatever optical bands the dataset has (any subset of blue, green,
 red, nir/nir08, swir16, swir22, or an ``ndvi`` variable alone; irregular dates, clouds as
 NaN, a dense series or a few seasonal medians) are reduced to temporal statistics (NDVI
@@ -11,7 +11,11 @@ calibrated and validated on real Sentinel-2 series (see `canopy_real_cases`). Tw
 on twelve season-aligned monthly composites of the six HLS bands remain: ``model``, a
 shift-invariant temporal CNN (Pelletier et al. 2019 TempCNN) trained on the synthetic
 sample archive, and ``rules``, the phenology/spectral-trait baseline (HRL Dominant Leaf
-Type logic). Parameters: `CanopyParams`.
+Type logic). Whatever the method, on an image with a known pixel size the per-pixel tree
+probability is then averaged over a disk of the FAO FRA 2020 minimum forest area (0.5 ha,
+``mapping_unit_ha``; `mapping_unit`) before the class is chosen, as forest maps and
+references map areas, not pixels; isolated pixel series stay per pixel. The attribute
+``mapping_unit`` says which applied. Parameters: `CanopyParams`.
 
 Outputs, dims ``(year, y, x)`` always (length-1 ``year`` for one year), so stores of one
 year and of many look alike (a series spanning less than a year across New Year, e.g.
@@ -48,6 +52,12 @@ from geoproc.products.canopy.composites import (
     pixel_latitude,
     season_shift_days,
 )
+from geoproc.products.canopy.mapping_unit import (
+    MAX_RADIUS_PX,
+    MappingUnit,
+    area_mean,
+    mapping_unit_for,
+)
 from geoproc.products.canopy.params import CanopyParams
 
 UNKNOWN_SHIFT = -1
@@ -60,12 +70,14 @@ CLASS_MEANINGS = ("no_tree", "broadleaf", "conifer")
 
 SPEC = ProductSpec(
     name="canopy",
-    version="2.0.0",
+    version="2.1.0",
     method=(
         "Per-pixel temporal statistics (NDVI percentiles, hemisphere-aligned seasonal medians, "
         "leaf-on reflectance; Hansen et al. 2013, Potapov et al. 2021) -> calibrated soft rules: "
         "tree from evergreen-ness and SWIR darkness, conifer from leaf-off NDVI contrast and "
-        "NIR darkness (HRL Dominant Leaf Type, Immitzer et al. 2016/2019); alternatives: "
+        "NIR darkness (HRL Dominant Leaf Type, Immitzer et al. 2016/2019); on images the tree "
+        "probability is averaged over the FAO FRA 2020 minimum forest area (0.5 ha) before "
+        "the class is chosen (HRL Forest Type mapping unit); alternatives: "
         "temporal CNN (TempCNN) or phenology rules on monthly HLS composites"
     ),
     required_inputs=(),
@@ -127,13 +139,10 @@ SPEC = ProductSpec(
             valid_range=(0.0, 1.0),
         ),
     ),
-    halo=0,
+    halo=MAX_RADIUS_PX,
 )
 
-_SCALAR_OUTPUTS = (
-    ("canopy_class", "uint8"),
-    ("canopy_cover", "uint8"),
-    ("canopy_probability", "uint8"),
+_QA_OUTPUTS = (
     ("canopy_clear_count", "uint16"),
     ("canopy_months_observed", "uint8"),
     ("canopy_seasons_covered", "uint8"),
@@ -144,7 +153,7 @@ def run(dataset: xr.Dataset, *, params: CanopyParams | None = None, **options) -
     """Canopy type, cover, probability and QA per calendar year of ``dataset``.
 
     Options (keywords, see `CanopyParams`): ``method`` (`metrics` default, `model`,
-    `rules`), ``weights``, ``hemisphere``, ``latitude``, ``min_clear``,
+    `rules`), ``weights``, ``hemisphere``, ``latitude``, ``mapping_unit_ha``, ``min_clear``,
     ``all_probabilities``, ``device``, ``block_size``; or one ``params=CanopyParams(...)``.
     Lazy (dask) input gives lazy output; eager input is processed in ``block_size`` blocks.
     """
@@ -179,10 +188,11 @@ def run(dataset: xr.Dataset, *, params: CanopyParams | None = None, **options) -
         stacked = stacked.chunk({"band": -1, "time": -1})
         eager = False
     shift = shift.chunk(dict(zip(("y", "x"), stacked.chunks[2:], strict=True)))
+    unit = mapping_unit_for(series, float(params.mapping_unit_ha))
     per_year = []
     for year, steps in _periods(stacked["time"].values):
         one_year = stacked.isel(time=steps)
-        per_year.append(_run_year(one_year, shift, params).expand_dims(year=[year]))
+        per_year.append(_run_year(one_year, shift, params, unit).expand_dims(year=[year]))
     out = xr.concat(per_year, dim="year") if len(per_year) > 1 else per_year[0]
     out.attrs = {}  # the cube's attributes (title, source items) describe the input, not this product
     for name in out.data_vars:
@@ -196,6 +206,7 @@ def run(dataset: xr.Dataset, *, params: CanopyParams | None = None, **options) -
     out = apply_output_attrs(out, SPEC, {**params.as_attrs(), **model_info})
     out.attrs.update(model_info)
     out.attrs["parameters_sha256"] = params.fingerprint()
+    out.attrs["mapping_unit"] = unit.description
     out.attrs["input_bands"] = " ".join(str(b) for b in series.data_vars)
     if series.attrs.get("reflectance_scaled"):
         out.attrs["input_scaled_by_1e-4"] = series.attrs["reflectance_scaled"]
@@ -246,29 +257,51 @@ def composites_for(
     return composites, (ny, nx)
 
 
-def _run_year(stacked: xr.DataArray, shift: xr.DataArray, params: CanopyParams) -> xr.Dataset:
+def _run_year(
+    stacked: xr.DataArray, shift: xr.DataArray, params: CanopyParams, unit: MappingUnit
+) -> xr.Dataset:
+    """One year: per-pixel probabilities (`_canopy_block`), the tree probability averaged
+    over the mapping unit (`mapping_unit.area_mean`, a spatial step with overlap), then the
+    class, its probability and the cover per pixel (`decide_classes`)."""
     times = stacked["time"].values
-    results = xr.apply_ufunc(
+    per_pixel = xr.apply_ufunc(
         _canopy_block,
         stacked,
         shift,
         input_core_dims=[["band", "time"], []],
-        output_core_dims=[[]] * len(_SCALAR_OUTPUTS) + [["class"]],
+        output_core_dims=[[]] * (len(_QA_OUTPUTS) + 3),
         dask="parallelized",
-        output_dtypes=[dtype for _, dtype in _SCALAR_OUTPUTS] + ["float32"],
-        dask_gufunc_kwargs={"output_sizes": {"class": len(CLASS_MEANINGS)}},
+        output_dtypes=[dtype for _, dtype in _QA_OUTPUTS] + ["float32"] * 3,
         kwargs={
             "times": times,
             "bands": tuple(str(b) for b in stacked["band"].values),
             "params": params,
         },
     )
+    *qa, p_tree, p_conifer, cover = per_pixel
+    p_area = p_tree.copy(data=area_mean(p_tree.data, unit))
+    decided = xr.apply_ufunc(
+        decide_classes,
+        p_area,
+        p_conifer,
+        cover,
+        output_core_dims=[[], [], [], ["class"]],
+        dask="parallelized",
+        output_dtypes=["uint8", "uint8", "uint8", "float32"],
+        dask_gufunc_kwargs={"output_sizes": {"class": len(CLASS_MEANINGS)}},
+        kwargs={"zero_cover": params.method == "metrics"},
+    )
     out = xr.Dataset(
-        {name: da for (name, _), da in zip(_SCALAR_OUTPUTS, results[:-1], strict=True)}
+        {
+            "canopy_class": decided[0],
+            "canopy_cover": decided[1],
+            "canopy_probability": decided[2],
+            **{name: da for (name, _), da in zip(_QA_OUTPUTS, qa, strict=True)},
+        }
     )
     if params.all_probabilities:
         out["canopy_class_probability"] = (
-            results[-1].transpose("class", "y", "x").assign_coords({"class": list(CLASS_MEANINGS)})
+            decided[3].transpose("class", "y", "x").assign_coords({"class": list(CLASS_MEANINGS)})
         )
     return out
 
@@ -281,10 +314,13 @@ def _canopy_block(
     bands: tuple[str, ...],
     params: CanopyParams,
 ) -> tuple[np.ndarray, ...]:
-    """Per-pixel product for one (y, x, band, time) block: the numpy kernel of the product."""
+    """Per-pixel evidence for one (y, x, band, time) block, the numpy kernel of the product:
+    the QA counts, P(tree), P(conifer | tree) and the cover a tree pixel has (NaN where a
+    pixel has too few clear observations or no result)."""
     ny, nx, n_bands, n_time = block.shape
     values = np.ascontiguousarray(block.reshape(ny * nx, n_bands, n_time).transpose(2, 1, 0))
     shifts = shift.reshape(-1)
+    p_conifer = None
     if params.method == "metrics":
         from geoproc.products.canopy.metric_rules import classify_metrics
 
@@ -292,6 +328,7 @@ def _canopy_block(
             {b: values[:, i, :] for i, b in enumerate(bands)}, times, shift_days=shifts
         )
         probabilities, cover, clear = result.probabilities, result.cover, result.clear_count
+        p_conifer = result.conifer
         months_observed, seasons_covered = result.months_observed, result.seasons_covered
     else:
         composites = monthly_composites(values, times, shift_days=shifts)
@@ -322,21 +359,41 @@ def _canopy_block(
             probabilities, cover = rules.probabilities, rules.cover
     enough = clear >= params.min_clear
     valid = enough & np.isfinite(probabilities).all(axis=0) & np.isfinite(cover)
-    probabilities = np.where(valid, probabilities, np.nan).astype("float32")
-    canopy_class = np.where(
-        valid, np.argmax(np.nan_to_num(probabilities, nan=-1.0), axis=0), NODATA
-    )
-    chosen = np.take_along_axis(np.nan_to_num(probabilities), canopy_class.clip(0, 2)[None], 0)[0]
+    probabilities = np.asarray(probabilities, dtype="float64")
+    p_tree = probabilities[1] + probabilities[2]
+    if p_conifer is None:  # leaf type given tree, from the class probabilities
+        with np.errstate(invalid="ignore", divide="ignore"):
+            p_conifer = np.where(p_tree > 0, probabilities[2] / p_tree, 0.5)
     outputs = (
-        canopy_class.astype("uint8"),
-        np.where(valid, np.rint(np.clip(cover, 0, 100)), NODATA).astype("uint8"),
-        np.where(valid, np.rint(100 * chosen), NODATA).astype("uint8"),
         np.minimum(clear, np.iinfo("uint16").max).astype("uint16"),
         np.asarray(months_observed).astype("uint8"),
         np.asarray(seasons_covered).astype("uint8"),
+        np.where(valid, p_tree, np.nan).astype("float32"),
+        np.where(valid, p_conifer, np.nan).astype("float32"),
+        np.where(valid, cover, np.nan).astype("float32"),
     )
-    shaped = tuple(o.reshape(ny, nx) for o in outputs)
-    return (*shaped, probabilities.T.reshape(ny, nx, len(CLASS_MEANINGS)))
+    return tuple(o.reshape(ny, nx) for o in outputs)
+
+
+def decide_classes(
+    p_tree: np.ndarray, p_conifer: np.ndarray, cover: np.ndarray, *, zero_cover: bool
+) -> tuple[np.ndarray, ...]:
+    """Class (argmax of no tree, broadleaf, conifer), cover and the chosen class's
+    probability from P(tree) (after the mapping unit) and P(conifer | tree); NaN P(tree)
+    is no data in every output."""
+    valid = np.isfinite(p_tree)
+    p = np.stack([1.0 - p_tree, p_tree * (1.0 - p_conifer), p_tree * p_conifer], axis=-1)
+    p = np.where(valid[..., None], p, np.nan).astype("float32")
+    canopy_class = np.where(valid, np.argmax(np.nan_to_num(p, nan=-1.0), axis=-1), NODATA)
+    chosen = np.take_along_axis(np.nan_to_num(p), canopy_class.clip(0, 2)[..., None], -1)[..., 0]
+    if zero_cover:  # the metric rules state cover for tree pixels only
+        cover = np.where(canopy_class == 0, 0.0, cover)
+    return (
+        canopy_class.astype("uint8"),
+        np.where(valid, np.rint(np.clip(cover, 0, 100)), NODATA).astype("uint8"),
+        np.where(valid, np.rint(100 * chosen), NODATA).astype("uint8"),
+        p,
+    )
 
 
 def _validated_series(dataset: xr.Dataset, method: str = "metrics") -> xr.Dataset:

@@ -18,9 +18,9 @@ reflectance); the decisions:
     dark in SWIR2 (< 0.10), green for most of the year (median NDVI > 0.55) and whose
     leaf-off season keeps NDVI above a bare field (> 0.30: stems, litter, understorey),
     which is what a crop lacks;
-  - *NDVI only* (no red/NIR/SWIR reflectance): one threshold on p10 NDVI (0.18),
-    calibrated on the real Slovenian series (west half of the patch; see `real_cases`),
-    because only the evergreen signal is left.
+  - *NDVI only* (no red/NIR/SWIR reflectance): one threshold on p10 NDVI (0.185),
+    calibrated on the real Slovenian series (west half of the patch, with the product's
+    FAO mapping unit applied; see `real_cases`), because only the evergreen signal is left.
 * **conifer vs broadleaf** among trees: needle-leaf canopies keep their leaves (a small
   leaf-on minus leaf-off NDVI contrast, the HRL Dominant Leaf Type phenology cue; summer
   minus winter and summer minus spring NDVI, each with its own threshold, averaged;
@@ -35,7 +35,8 @@ reflectance); the decisions:
 
 Canopy cover is the scaled NDVI of the leaf-on canopy squared (Carlson & Ripley 1997,
 Remote Sens. Environ. 62:241) between bare soil (0.15) and a closed canopy (0.85), 0 for
-non-tree pixels.
+non-tree pixels. The product then averages the tree probability over the FAO minimum
+forest area on images (`mapping_unit`) before the class is chosen.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ class MetricThresholds:
     deciduous_median_ndvi: float = 0.55
     """Median NDVI of the year above which a canopy is green most of the year (a crop is
     green for a few months only, and bare or stubble the rest)."""
-    ndvi_only_p10: float = 0.18
-    """NDVI-only input: p10 NDVI threshold calibrated on the real Slovenian series."""
+    ndvi_only_p10: float = 0.185
+    """NDVI-only input: p10 NDVI threshold calibrated on the real Slovenian series (west
+    half, the FAO mapping unit in the loop; 0.18 per pixel)."""
     conifer_contrast: float = 0.20
     """Leaf-on minus winter (or leaf-off) NDVI below which a canopy is evergreen."""
     conifer_spring_contrast: float = 0.10
@@ -87,10 +89,13 @@ CARD_PATH = Path(__file__).parent / "weights" / "canopy_metric_rules.json"
 
 @dataclass(frozen=True)
 class MetricResult:
-    """Class probabilities (3, pixels) and canopy cover percent (pixels,), NaN = no data."""
+    """Class probabilities (3, pixels), the leaf-type probability P(conifer | tree) and the
+    canopy cover percent a pixel has if it is tree (pixels,), NaN = no data. The product
+    sets the cover of pixels it classes no tree to 0 (after the mapping unit)."""
 
     probabilities: np.ndarray
     cover: np.ndarray
+    conifer: np.ndarray
     clear_count: np.ndarray
     months_observed: np.ndarray
     seasons_covered: np.ndarray
@@ -112,11 +117,11 @@ def classify_metrics(
     valid = np.isfinite(probabilities).all(axis=0)
     probabilities = np.where(valid, probabilities, np.nan).astype("float32")
     scaled = np.clip((m["ndvi_leaf_on"] - 0.15) / 0.70, 0.0, 1.0) ** 2
-    cover = np.where(p_tree >= 0.5, 100.0 * scaled, 0.0)
-    cover = np.where(valid, cover, np.nan).astype("float32")
+    cover = np.where(valid, 100.0 * scaled, np.nan).astype("float32")
     return MetricResult(
         probabilities=probabilities,
         cover=cover,
+        conifer=np.where(valid, p_conifer, np.nan).astype("float32"),
         clear_count=m["clear_count"],
         months_observed=m["months_observed"],
         seasons_covered=m["seasons_covered"],
@@ -189,16 +194,18 @@ def rules_card(evaluation: dict | None = None) -> dict:
             "https://stac-extensions.github.io/version/v1.2.0/schema.json",
             "https://stac-extensions.github.io/classification/v1.1.0/schema.json",
         ],
-        "id": "canopy-metric-rules-2.0.0",
+        "id": "canopy-metric-rules-2.1.0",
         "geometry": None,
         "properties": {
             "datetime": "2026-01-01T00:00:00Z",
             "description": (
                 "Tree canopy (no tree / broadleaf / conifer) from per-pixel temporal "
                 "statistics of any optical band subset, by calibrated soft rules "
-                "(geoproc.products.canopy.metric_rules)."
+                "(geoproc.products.canopy.metric_rules); on images the tree probability is "
+                "then averaged over the FAO FRA 2020 minimum forest area (0.5 ha disk, "
+                "geoproc.products.canopy.mapping_unit) before the class is chosen."
             ),
-            "version": "2.0.0",
+            "version": "2.1.0",
             "mlm:name": "canopy-metric-rules",
             "mlm:architecture": "calibrated soft threshold rules on temporal statistics",
             "mlm:tasks": ["classification"],
@@ -211,8 +218,10 @@ def rules_card(evaluation: dict | None = None) -> dict:
                 "ndvi_only_p10": (
                     "calibrated on REAL data: Sentinel-2 L1C NDVI series, Slovenia "
                     "(sentinel-hub/eo-learn TestEOPatch, MIT), west half of the patch "
-                    "(columns < 50), years 2016-2017, best balanced accuracy threshold "
-                    "(geoproc.products.canopy.real_cases.calibrate_ndvi_only_threshold)"
+                    "(columns < 50), years 2016-2017, best balanced accuracy of the final map "
+                    "(per-pixel rule, then the FAO 0.5 ha mapping unit) "
+                    "(geoproc.products.canopy.real_cases.calibrate_ndvi_only_threshold); "
+                    "scored on the east half, and the reverse fold reported"
                 ),
                 "other thresholds": (
                     "set from published reflectance and NDVI ranges (see the module "
@@ -257,7 +266,10 @@ def rules_card(evaluation: dict | None = None) -> dict:
                         {"value": i, "name": n, "description": n}
                         for i, n in enumerate(("no_tree", "broadleaf", "conifer"))
                     ],
-                    "post_processing_function": None,
+                    "post_processing_function": {
+                        "format": "python",
+                        "expression": "geoproc.products.canopy.mapping_unit:area_mean",
+                    },
                 }
             ],
         },

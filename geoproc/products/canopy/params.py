@@ -34,6 +34,10 @@ class CanopyParams:
     """Season alignment override; default from the latitude of the dataset's CRS."""
     latitude: float | None = None
     """Season alignment override in degrees (negative = south); not with ``hemisphere``."""
+    mapping_unit_ha: float = 0.5
+    """Area (hectares) over which the tree probability is averaged before the class is
+    chosen, on images with a known pixel size: the FAO FRA 2020 minimum forest area
+    (`mapping_unit`). 0 gives per-pixel classes; isolated pixel series are always per pixel."""
     min_clear: int = 1
     """Fewest clear observations in a year for a pixel to get a class (else no data)."""
     all_probabilities: bool = False
@@ -47,6 +51,15 @@ class CanopyParams:
         if self.method not in METHODS:
             raise UsageError(
                 f"canopy method {self.method!r} is unknown: use method='metrics', 'model' or 'rules'"
+            )
+        if (
+            isinstance(self.mapping_unit_ha, bool)
+            or not isinstance(self.mapping_unit_ha, int | float)
+            or not 0.0 <= float(self.mapping_unit_ha) <= 100.0
+        ):
+            raise UsageError(
+                f"mapping_unit_ha must be a number of hectares within 0..100 (got "
+                f"{self.mapping_unit_ha!r}); 0 gives per-pixel classes"
             )
         if not isinstance(self.min_clear, int) or self.min_clear < 1:
             raise UsageError(f"min_clear must be >= 1 (got {self.min_clear})")
