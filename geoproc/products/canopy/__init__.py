@@ -23,7 +23,8 @@ seasonal medians from December, is one layer labelled with its middle date's yea
 
 * ``canopy_class`` uint8: 0 no tree, 1 broadleaf, 2 conifer, 255 no data;
 * ``canopy_cover`` uint8 percent 0..100 (255 no data);
-* ``canopy_probability`` uint8 percent 0..100: probability of the chosen class (255 no data);
+* ``canopy_probability`` uint8 percent 0..100: probability of the chosen class (255 no data;
+  on images its tree part is the mean over the mapping-unit disk);
 * QA (how much evidence there was): ``canopy_clear_count`` uint16 clear observations,
   ``canopy_months_observed`` uint8 0..12 months with real (not interpolated) data,
   ``canopy_seasons_covered`` uint8 0..4 seasons (hemisphere-aligned DJF/MAM/JJA/SON) with data;
