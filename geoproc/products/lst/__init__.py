@@ -9,7 +9,7 @@ then, per pixel and time step, the best method the inputs allow:
 2. else the Landsat 8 split-window when `lwir12` is present (Jimenez-Munoz & Sobrino 2008;
    Jimenez-Munoz et al. 2014), with the water vapour when known;
 3. else the generalised single-channel method (Jimenez-Munoz et al. 2009, 2014) with the
-   water vapour (when none is known: estimated from the scene's mean brightness temperature,
+   water vapour (when none is known: estimated from the pixel's brightness temperature,
    `single_channel.climatological_water_vapour`, flagged as climatology).
 
 Inputs are brightness temperatures in KELVIN (`lwir11`, optional `lwir12`); radiances use the
@@ -299,7 +299,7 @@ def run(
         atm["transmittance_lwir11"], atm["upwelling_lwir11"], atm["downwelling_lwir11"]
     )
     w_known = _finite(atm["water_vapour"])
-    w_clim, w_clim_sigma = _scene_water_vapour(bt11, qa_ok, p.dewpoint_depression_k)
+    w_clim, w_clim_sigma = _scene_water_vapour(bt11, p.dewpoint_depression_k)
     w = xr.where(w_known, atm["water_vapour"], w_clim)
     w_sigma = xr.where(w_known, KNOWN_WATER_VAPOUR_SIGMA, w_clim_sigma)
     w_source = xr.where(w_known, atm["water_vapour_source"], ATMOSPHERE_SOURCES["climatology"])
@@ -409,12 +409,14 @@ def run(
     return out
 
 
-def _scene_water_vapour(bt11: xr.DataArray, clear, depression_k: float):
-    """Per time step (w, sigma_w) from the mean brightness temperature of the clear pixels
-    (`climatological_water_vapour`); the fixed climatology where no pixel is clear."""
-    spatial = [d for d in bt11.dims if d != "time"]
-    mean_bt = bt11.where(clear).mean(dim=spatial, skipna=True) if spatial else bt11
-    w, w_sigma = climatological_water_vapour(mean_bt, depression_k)
+def _scene_water_vapour(bt11: xr.DataArray, depression_k: float):
+    """Per pixel (w, sigma_w) from the pixel's own brightness temperature
+    (`climatological_water_vapour`); the fixed climatology where it has none.
+
+    Per pixel, not per scene: the output stays spatially local, so the product stage's
+    spatial blocks give the whole-tile result (`geoproc.products.DECLARED_BLOCKING`).
+    """
+    w, w_sigma = climatological_water_vapour(bt11, depression_k)
     known = np.isfinite(w)
     return (
         xr.where(known, w, DEFAULT_WATER_VAPOUR),

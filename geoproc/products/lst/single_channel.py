@@ -55,11 +55,12 @@ used for Landsat 4 TM too (same band design; its own set is not in this module).
 REITAN_A, REITAN_B = 0.1102, 0.0614
 """ln w (cm) = A + B Td (deg C): precipitable water from the surface dew point (Reitan 1963,
 J. Appl. Meteorol. 2:776); B is the Clausius-Clapeyron rate, about 6 % per kelvin."""
-DEFAULT_DEWPOINT_DEPRESSION = 20.0
-"""Mean scene brightness temperature minus the surface dew point, K, when no water vapour is
-known: daytime land surface above the air (about 5-10 K at the Landsat overpass) plus the air's
-dew-point depression (about 10 K). Checked leave-one-scene-out on real Landsat C2 L2 scenes
-(`real_cases.calibrate`); a cold, dry ice sheet then gets about 0.2 g cm-2, not 2."""
+DEFAULT_DEWPOINT_DEPRESSION = 25.0
+"""Brightness temperature minus the surface dew point, K, when no water vapour is known:
+daytime land surface above the air (about 5-15 K at the Landsat overpass) plus the air's
+dew-point depression (about 10 K). Fitted on four real Landsat C2 L2 scenes
+(`real_cases.calibrate`: 25 K on all four, 22-28 K leaving each out); a cold, dry ice
+sheet then gets about 0.2 g cm-2, not the 2 g cm-2 of a fixed climatology."""
 DEWPOINT_DEPRESSION_SIGMA = 8.0
 """One-sigma spread of that depression, K (humid to dry air masses): w is uncertain by a factor
 exp(REITAN_B * 8) = 1.6."""
@@ -74,15 +75,15 @@ KNOWN_WATER_VAPOUR_SIGMA = 0.5
 """One-sigma error of a w from reanalysis or a user (typical reanalysis error)."""
 
 
-def climatological_water_vapour(mean_bt_k, depression_k: float = DEFAULT_DEWPOINT_DEPRESSION):
-    """(w, one-sigma w) in g cm-2 from a scene's mean brightness temperature (K).
+def climatological_water_vapour(bt_k, depression_k: float = DEFAULT_DEWPOINT_DEPRESSION):
+    """(w, one-sigma w) in g cm-2 from a brightness temperature (K).
 
-    Without any atmosphere, the scene's own temperature bounds its water vapour (warm air can
-    hold more; Clausius-Clapeyron): the surface dew point is taken as the mean brightness
+    Without any atmosphere, the surface temperature bounds the water vapour above it (warm
+    air can hold more; Clausius-Clapeyron): the surface dew point is taken as the brightness
     temperature minus `depression_k`, and w follows Reitan (1963).
     """
     with np.errstate(invalid="ignore", over="ignore"):
-        w = np.exp(REITAN_A + REITAN_B * (mean_bt_k - 273.15 - depression_k))
+        w = np.exp(REITAN_A + REITAN_B * (bt_k - 273.15 - depression_k))
     return w, w * REITAN_B * DEWPOINT_DEPRESSION_SIGMA
 
 

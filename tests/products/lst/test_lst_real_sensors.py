@@ -98,7 +98,14 @@ def test_params_object_and_keywords_agree(realdata):
 def test_evaluate_real_rows(realdata):
     # a root and its subfolder name the same scenes: each is scored once
     rows = evaluate_real([realdata / AUSTRALIA, realdata / AUSTRALIA / L5, realdata / "hls-fmask"])
+    pooled = [r for r in rows if r["case"].startswith("all 3 Landsat scenes")]
+    rows = [r for r in rows if r not in pooled]
     assert len(rows) == 9  # three scenes x three atmosphere modes; hls-fmask has none
+    # one mean-over-scenes row per coverage mode, the mean of the scenes' held-out coverage
+    assert [r["target"] for r in pooled] == ["coverage_1sigma 60-75 %"] * 2
+    for row, mode in zip(pooled, ("scene-mean", "none"), strict=True):
+        part = [r["coverage_1sigma"] for r in rows if r["case"].endswith(f"{mode} atmosphere")]
+        assert row["coverage_1sigma"] == pytest.approx(np.mean(part), abs=1e-3)
     keys = {
         "product",
         "case",
