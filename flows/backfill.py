@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
 from flows.concurrency import apply_tag_limits, requested_limits
-from flows.regional import is_transient
+from flows.regional import is_transient, prefect_links
 from geoproc.backfill import run_backfill, summary
 from geoproc.request import RunRequest
 
@@ -29,10 +29,11 @@ def backfill_units(
     workers: int,
     dask_address: str | None,
     publish_outputs: bool,
+    links: dict[str, str],
 ) -> dict:
     return run_backfill(
         request, period_months=period_months, workers=workers,
-        dask_address=dask_address, publish_outputs=publish_outputs,
+        dask_address=dask_address, publish_outputs=publish_outputs, links=links,
     )  # fmt: skip
 
 
@@ -48,12 +49,17 @@ def backfill(
     catalog_concurrency: int | None = None,
     object_store_concurrency: int | None = None,
 ):
-    """Run every unit; the final state is named `Partial` when some units failed."""
+    """Run every unit; the final state is named `Partial` when some units failed.
+
+    The report links this flow run's page in the Prefect UI and Dask's performance report.
+    """
     limits, explicit = requested_limits(
         catalog=catalog_concurrency, object_store=object_store_concurrency
     )
     apply_tag_limits(limits, explicit=explicit)
-    report = backfill_units(request, period_months, workers, dask_address, publish_outputs)
+    report = backfill_units(
+        request, period_months, workers, dask_address, publish_outputs, prefect_links()
+    )
     if report["status"] == "partial":
         return Completed(name="Partial", message=summary(report), data=report)
     return report

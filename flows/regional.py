@@ -84,6 +84,20 @@ def write_report(fn: Callable[..., Any], *args: Any) -> str:
     return fn(*args)
 
 
+def prefect_links() -> dict[str, str]:
+    """The current flow run's page in the Prefect UI, as plain data for the run report.
+
+    Empty outside a flow run or when Prefect knows no UI URL (a bare API without the UI):
+    the report then shows no Prefect link rather than a dead one.
+    """
+    from prefect.runtime import flow_run
+    from prefect.settings import PREFECT_UI_URL
+
+    if not flow_run.id or not PREFECT_UI_URL.value():
+        return {}
+    return {"prefect_flow_run": str(flow_run.ui_url)}
+
+
 class PrefectTasks:
     """`geoproc.pipeline.Executor` running each stage call as a Prefect task (with the
     stage's retries and tags); a stage's calls are submitted together, so tiles run in
@@ -125,7 +139,8 @@ def regional_mapping(
     """Extend the cubes with new acquisitions, run the products on changed tiles, publish.
 
     With `dask_address`, every cube build and product run executes as one task on that
-    Dask scheduler (keys `geoproc-build-cube-*`, `geoproc-run-product-*`). The tags
+    Dask scheduler (keys `geoproc-build-cube-*`, `geoproc-run-product-*`). The run report
+    links this flow run's page in the Prefect UI (`prefect_links`). The tags
     `catalog` and `object-store` carry Prefect concurrency limits (`flows.concurrency`).
     """
     logger = get_run_logger()
@@ -146,4 +161,5 @@ def regional_mapping(
         publish_outputs=publish_outputs,
         dask_address=dask_address,
         executor=PrefectTasks(),
+        links=prefect_links(),
     )

@@ -89,6 +89,8 @@ def run_unit(request: RunRequest, tile: Tile, unit: WorkUnit) -> dict:
         "steps_written": len(record["steps_written"]),
         "steps_written_labels": list(record["steps_written"]),
         "asset_errors": record.get("asset_errors", []),
+        "steps_repaired": record.get("steps_repaired", []),
+        "steps_damaged": record.get("steps_damaged", []),
         "cube_s": round(time.perf_counter() - t0, 2),
         **searched,
     }
@@ -156,11 +158,16 @@ def run_backfill(
     publish_outputs: bool = False,
     run_products: bool = True,
     progress: Progress | None = None,
+    links: dict[str, str] | None = None,
 ) -> dict:
-    """Every unit of the request on Dask; products for tiles whose units all succeeded."""
+    """Every unit of the request on Dask; products for tiles whose units all succeeded.
+
+    The report links Dask's performance report of the units and products, and ``links``
+    (plain data: the Prefect flow run's page, from `flows/backfill.py`).
+    """
     from distributed import as_completed
 
-    from geoproc.dask_exec import dashboard_of, task_key
+    from geoproc.dask_exec import PerformanceReport, dashboard_of, task_key
     from geoproc.request import check_catalog
 
     if workers < 1:
@@ -173,6 +180,8 @@ def run_backfill(
     }
     timings: dict[str, float] = {}
     client, cluster = _client(dask_address, workers)
+    run_id = pipeline.run_id_for(request)
+    perf = PerformanceReport(request.out.join("runs", f"backfill-{run_id}")).start(client)
     try:
         progress.message(
             f"Dask dashboard: {dashboard_of(client) or 'none (scheduler without one)'}"
@@ -236,6 +245,7 @@ def run_backfill(
                 timings[f"product:{p} (task time)"] = sum(
                     float(v.get("seconds", 0)) for k, v in products.items() if k.startswith(f"{p}/")
                 )
+        links = {**(links or {}), **perf.finish(client)}
     finally:
         client.close()
         if cluster is not None:
@@ -244,7 +254,7 @@ def run_backfill(
     failed = [r for r in flat if r["status"] in ("failed", "blocked")]
     failed += [{"unit": k, **v} for k, v in products.items() if v.get("status") == "failed"]
     report = {
-        "run_id": pipeline.run_id_for(request),
+        "run_id": run_id,
         "kind": "backfill",
         "status": "partial" if failed else "complete",
         "software_version": __version__,
@@ -265,12 +275,14 @@ def run_backfill(
             for tid, rs in unit_results.items()
             if (written := [s for r in rs for s in r.get("steps_written_labels", [])])
         },
+        "tiles": run_report.tile_outlines(tiles),
+        "links": run_report.links(published=False, extra=links),
     }
     if publish_outputs and products:
         t0 = time.perf_counter()
         report["publish"] = pipeline.publish(request, report["run_id"])
         timings["publish"] = time.perf_counter() - t0
-        report["links"] = run_report.links(published=True)
+        report["links"] = run_report.links(published=True, extra=links)
     timings["search (task time)"] = sum(float(r.get("search_s", 0)) for r in flat)
     timings["cube (task time)"] = sum(float(r.get("cube_s", 0)) for r in flat)
     report["timings_s"] = {k: round(v, 2) for k, v in timings.items()}

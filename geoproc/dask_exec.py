@@ -12,12 +12,15 @@ installation (the container image of `infra/`).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from geoproc.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 BUILD_CUBE_PREFIX = "geoproc-build-cube"
 RUN_PRODUCT_PREFIX = "geoproc-run-product"
@@ -116,3 +119,76 @@ def dashboard_of(client) -> str | None:
     if "dashboard" not in info.get("services", {}):
         return None
     return client.dashboard_link
+
+
+PERFORMANCE_REPORT_LINK = "dask_performance_report"
+
+
+class PerformanceReport:
+    """Dask's own performance report (`distributed.performance_report`) of a run's Dask work,
+    written next to the run report and linked from it.
+
+    Why `start`/`finish` rather than a ``with`` block around the stages: the pipeline opens a
+    short-lived client per stage call (`run_on_scheduler`), and the scheduler collects the
+    report of every task it ran since `start` whichever client sent it, so no client has
+    to stay open across the run. The file name carries the UTC start time, so a rerun of
+    the same run id never replaces the report of the run that did the work, and the link
+    is relative to ``runs/{run_id}/`` like the report's other links. Without a scheduler
+    address (and when Dask cannot produce the report) it does nothing and links nothing:
+    the report is a courtesy, never a reason for a run to fail.
+    """
+
+    def __init__(self, folder, address: str | None = None) -> None:
+        from datetime import UTC, datetime
+
+        self.folder = folder
+        self.address = address
+        self.name = f"dask-performance-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.html"
+        self._report = None
+
+    def start(self, client=None) -> PerformanceReport:
+        """Mark the start on the scheduler (``client``, or a client on ``address``)."""
+        if client is None and not self.address:
+            return self
+        from distributed import performance_report
+
+        report = performance_report(filename="", mode="inline")
+        try:
+            with _client_or(client, self.address) as active, active.as_current():
+                report.__enter__()
+        except Exception as exc:  # noqa: BLE001 - see the class docstring
+            log.warning("Dask performance report not started: %s", exc)
+            return self
+        self._report = report
+        return self
+
+    def finish(self, client=None) -> dict[str, str]:
+        """Write the report of everything since `start`; returns ``{link name: relative href}``."""
+        import tempfile
+        from pathlib import Path
+
+        from geoproc import storage
+
+        if self._report is None:
+            return {}
+        report, self._report = self._report, None
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                report.filename = str(Path(tmp) / self.name)
+                with _client_or(client, self.address) as active, active.as_current():
+                    report.__exit__(None, None, None)
+                data = Path(report.filename).read_bytes()
+            storage.write_bytes_atomic(self.folder.join(self.name), data)
+        except Exception as exc:  # noqa: BLE001 - see the class docstring
+            log.warning("Dask performance report not written: %s", exc)
+            return {}
+        return {PERFORMANCE_REPORT_LINK: self.name}
+
+
+@contextmanager
+def _client_or(client, address: str | None) -> Iterator[Any]:
+    if client is not None:
+        yield client
+    else:
+        with scheduler_client(address) as opened:
+            yield opened

@@ -184,6 +184,7 @@ def summarise_run(
     products: dict[str, dict],
     timings: dict[str, float],
     published: dict | None = None,
+    links: dict[str, str] | None = None,
 ) -> dict:
     """The regional run's report: inputs, masked fraction of the new dates, records, timings, links."""
     failed = [k for k, v in {**cubes, **products}.items() if v.get("status") == "failed"]
@@ -215,7 +216,8 @@ def summarise_run(
         },
         "product_update_policy": {p: update_policy(p) for p in request.products},
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
-        "links": run_report.links(published=published is not None),
+        "links": run_report.links(published=published is not None, extra=links),
+        "tiles": run_report.tile_outlines(ts.tile for ts in found.tiles.values()),
     }
     if published is not None:
         report["publish"] = published
@@ -254,11 +256,14 @@ def run_pipeline(
     dask_address: str | None = None,
     progress: Progress | None = None,
     executor: Executor | None = None,
+    links: dict[str, str] | None = None,
 ) -> dict:
     """Every stage in order for every tile; returns the run report (also written to the store).
 
     ``executor`` runs the stages' calls (default: in this process); with ``dask_address``
-    each cube build and product run executes as one task on that Dask scheduler. Tiles with
+    each cube build and product run executes as one task on that Dask scheduler, and Dask's
+    performance report of those stages is linked from the run report. ``links`` adds links
+    to the report as plain data (the Prefect flow run's page, from `flows/`). Tiles with
     a cube but no new scenes still get their products (skipped when unchanged); a request
     for which no tile has a cube or a scene raises `NoDataError`, whatever the executor.
     """
@@ -278,6 +283,7 @@ def run_pipeline(
         + ", ".join(f"{tid}: {len(ts.steps)} steps" for tid, ts in found.tiles.items())
     )
 
+    perf = dask_exec.PerformanceReport(request.out.join("runs", run_id), dask_address).start()
     t0 = time.perf_counter()
     cubes: dict[str, dict] = {}
     todo = []
@@ -323,6 +329,7 @@ def run_pipeline(
             progress.advance(f"{product} {tile_id}: {record['status']} ({record['steps']} step(s))")
         timings[f"product:{product}"] = time.perf_counter() - t0
     progress.close()
+    links = {**(links or {}), **perf.finish()}
 
     published = None
     if publish_outputs:
@@ -338,6 +345,7 @@ def run_pipeline(
         products=products,
         timings=timings,
         published=published,
+        links=links,
     )
     [report["report_url"]] = executor.map("write-report", write_report, [(request, run_id, report)])
     return report

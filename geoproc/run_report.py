@@ -20,6 +20,7 @@ import html
 import json
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -27,12 +28,21 @@ from geoproc import storage
 
 REFERENCE_BAND = {"S1": "vv"}
 DEFAULT_REFERENCE_BAND = "red"
+OUTSIDE_TILES = "(outside every tile)"
+"""Tile label of a dropped item whose footprint covers no tile of the run."""
+UNKNOWN_TILES = "(not placed)"
+"""Tile label of a dropped item the search could not place (unreadable, unknown collection)."""
 VIEWER_LINK = "../../viewer/index.html"
 CATALOG_LINK = "../../stac/catalog.json"
 
 
 def inputs_summary(found) -> dict:
-    """Items found, used per collection and dropped (with reasons) from a `SearchResult`."""
+    """Items found, used and dropped per collection, drops by reason and tile, from a `SearchResult`.
+
+    ``dropped`` keeps every dropped item with the tiles it covered (``tiles``; empty for
+    items outside every tile); the counts per collection, reason and tile are derived from
+    that list, so they always add up to it.
+    """
     used: dict[str, set[str]] = {}
     for tile_search in found.tiles.values():
         for step in tile_search.steps:
@@ -40,17 +50,20 @@ def inputs_summary(found) -> dict:
                 used.setdefault(item.get("collection") or step.collection, set()).add(item["id"])
     dropped: dict[tuple, dict] = {}
     for drop in found.dropped:
-        dropped.setdefault((drop.get("id"), drop.get("reason")), dict(drop))
+        record = dict(drop)
+        if "tiles" in drop:  # absent where the search could not place the item at all
+            record["tiles"] = sorted(map(str, drop["tiles"] or []))
+        dropped.setdefault(_drop_key(record), record)
     for tile_id, tile_search in found.tiles.items():
         for drop in tile_search.dropped:
-            dropped.setdefault((drop.get("id"), drop.get("reason")), {**drop, "tile": tile_id})
-    drops = sorted(dropped.values(), key=lambda d: (str(d.get("reason")), str(d.get("id"))))
-    return {
-        "found": int(found.found),
-        "used_per_collection": {c: len(ids) for c, ids in sorted(used.items())},
-        "dropped_per_reason": dict(sorted(Counter(str(d.get("reason")) for d in drops).items())),
-        "dropped": drops,
-    }
+            record = {**drop, "tiles": [tile_id]}
+            dropped.setdefault(_drop_key(record), record)
+    return _summary(
+        found=int(found.found),
+        found_per_collection=dict(getattr(found, "found_per_collection", {}) or {}),
+        used={c: len(ids) for c, ids in used.items()},
+        drops=list(dropped.values()),
+    )
 
 
 def merge_inputs(parts: list[dict]) -> dict:
@@ -59,16 +72,59 @@ def merge_inputs(parts: list[dict]) -> dict:
     Counts are summed over the parts: an item over two tiles counts once per tile.
     """
     used: Counter = Counter()
+    found_per_collection: Counter = Counter()
     drops: dict[tuple, dict] = {}
     for part in parts:
         used.update(part.get("used_per_collection", {}))
+        found_per_collection.update(part.get("found_per_collection", {}))
         for d in part.get("dropped", []):
-            drops.setdefault((d.get("id"), d.get("reason"), d.get("tile")), d)
-    ordered = sorted(drops.values(), key=lambda d: (str(d.get("reason")), str(d.get("id"))))
+            drops.setdefault(_drop_key(d), d)
+    return _summary(
+        found=sum(int(p.get("found", 0)) for p in parts),
+        found_per_collection=dict(found_per_collection),
+        used=dict(used),
+        drops=list(drops.values()),
+    )
+
+
+def _drop_key(drop: dict) -> tuple:
+    return (drop.get("id"), drop.get("reason"), tuple(drop.get("tiles") or ()))
+
+
+def _tile_labels(drop: dict) -> list[str]:
+    """The tiles a dropped item covered, or why there are none."""
+    if "tiles" not in drop:
+        return [UNKNOWN_TILES]
+    return list(drop["tiles"]) or [OUTSIDE_TILES]
+
+
+def _summary(*, found: int, found_per_collection: dict, used: dict, drops: list[dict]) -> dict:
+    """The inputs record: totals, per-collection counts and the drops grouped by reason."""
+    ordered = sorted(drops, key=lambda d: (str(d.get("reason")), str(d.get("id"))))
+    per_collection: dict[str, Counter] = {}
+    groups: dict[tuple[str, str], Counter] = {}
+    for d in ordered:
+        collection, reason = str(d.get("collection") or ""), str(d.get("reason"))
+        per_collection.setdefault(collection, Counter())[reason] += 1
+        tiles = groups.setdefault((collection, reason), Counter())
+        tiles.update(_tile_labels(d))
     return {
-        "found": sum(int(p.get("found", 0)) for p in parts),
+        "found": found,
+        "found_per_collection": dict(sorted(found_per_collection.items())),
         "used_per_collection": dict(sorted(used.items())),
         "dropped_per_reason": dict(sorted(Counter(str(d.get("reason")) for d in ordered).items())),
+        "dropped_per_collection": {
+            c: dict(sorted(r.items())) for c, r in sorted(per_collection.items())
+        },
+        "dropped_groups": [
+            {
+                "collection": c,
+                "reason": r,
+                "count": per_collection[c][r],
+                "tiles": dict(sorted(tiles.items())),
+            }
+            for (c, r), tiles in sorted(groups.items())
+        ],
         "dropped": ordered,
     }
 
@@ -111,9 +167,44 @@ def masked_fractions(out_url: str, tile_id: str, *, steps: list[str] | None = No
     return rows
 
 
-def links(*, published: bool) -> dict:
-    """Relative links from `runs/{run_id}/` to the viewer and the STAC catalog."""
-    return {"viewer": VIEWER_LINK, "stac_catalog": CATALOG_LINK} if published else {}
+LINK_LABELS = {
+    "viewer": "map viewer",
+    "stac_catalog": "STAC catalog",
+    "prefect_flow_run": "Prefect flow run",
+    "dask_performance_report": "Dask performance report",
+}
+
+
+def links(*, published: bool, extra: dict[str, str] | None = None) -> dict:
+    """Links of the report: relative ones from `runs/{run_id}/` to the viewer and the STAC
+    catalog when published, plus ``extra`` (the Prefect flow run's page, the Dask
+    performance report) given by whoever ran the pipeline.
+
+    An ``extra`` link that is neither http(s) nor relative (``javascript:``, ``file:``) is
+    left out: the report must never carry an active link it did not make itself.
+    """
+    found = {"viewer": VIEWER_LINK, "stac_catalog": CATALOG_LINK} if published else {}
+    for name, href in (extra or {}).items():
+        if href and (is_relative(str(href)) or urlsplit(str(href)).scheme in ("http", "https")):
+            found[str(name)] = str(href)
+    return found
+
+
+def is_relative(href: str) -> bool:
+    """True for a path relative to the report's folder (no scheme, host or leading slash)."""
+    parts = urlsplit(href)
+    return not (parts.scheme or parts.netloc or href.startswith("/"))
+
+
+def tile_outlines(tiles) -> dict[str, list[list[float]]]:
+    """Tile footprints as lon/lat rings (5 decimals, ~1 m) for the report's tile map."""
+    out = {}
+    for tile in tiles:
+        if tile is None:
+            continue
+        ring = tile.footprint_lonlat.exterior.coords
+        out[tile.id] = [[round(float(x), 5), round(float(y), 5)] for x, y in ring]
+    return dict(sorted(out.items()))
 
 
 def write_run_report(out: storage.Location, run_id: str, report: dict) -> dict[str, str]:
@@ -146,6 +237,7 @@ def render_html(report: dict) -> str:
         f"<style>{_CSS}</style></head><body>",
         f"<h1>geoproc run {run_id}</h1>",
         _status_line(report),
+        _glance_line(report),
         _links_section(report.get("links", {})),
         _charts(report),
         _request_section(report.get("request", {})),
@@ -153,6 +245,7 @@ def render_html(report: dict) -> str:
         _inputs_section(report.get("inputs", {})),
         _units_section(report),
         _cubes_section(report.get("cubes", {})),
+        _repairs_section(report),
         _masked_section(report.get("masked_fraction", {})),
         _products_section(report.get("products", {})),
         "</body></html>",
@@ -173,7 +266,8 @@ _CSS = (
     "th{background:#f3f3f3}.num{text-align:right}.failed{color:#b00020;font-weight:bold}"
     ".ok{color:#1b5e20;font-weight:bold}.bar{display:inline-block;height:.8em;background:#90a4ae}"
     ".charts{display:flex;flex-wrap:wrap;gap:1em 2.5em}figure{margin:0}"
-    "figcaption{font-weight:bold;margin-bottom:.3em}"
+    "figcaption{font-weight:bold;margin-bottom:.3em}summary{cursor:pointer;margin:.3em 0}"
+    ".glance{font-size:1.05em}"
 )
 
 
@@ -195,6 +289,11 @@ def _table(headers: list[str], rows: list[list[Any]], *, numeric: set[int] = fro
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _details(summary: str, body: str) -> str:
+    """A collapsed block (HTML `<details>`: no script needed to open it)."""
+    return f"<details><summary>{_text(summary)}</summary>{body}</details>"
+
+
 def _status_line(report: dict) -> str:
     status = str(report.get("status", "complete"))
     css = "ok" if status == "complete" else "failed"
@@ -202,14 +301,37 @@ def _status_line(report: dict) -> str:
     return f'<p>status: <span class="{css}">{_text(status)}</span> &middot; geoproc {version}</p>'
 
 
+def _glance_line(report: dict) -> str:
+    """One sentence with the numbers an operator checks first."""
+    from geoproc.publish.report_charts import tile_status
+
+    parts = []
+    states = Counter(tile_status(report).values())
+    if states:
+        detail = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        parts.append(f"{sum(states.values())} tile(s): {detail}")
+    inputs = report.get("inputs") or {}
+    if inputs:
+        dropped = len(inputs.get("dropped", []))
+        used = sum(int(v) for v in inputs.get("used_per_collection", {}).values())
+        parts.append(f"{inputs.get('found', 0)} item(s) found, {used} used, {dropped} dropped")
+    timings = report.get("timings_s") or {}
+    if timings:
+        parts.append(f"{sum(float(v) for v in timings.values()):.0f} s over {len(timings)} stages")
+    return f'<p class="glance">{_text(" · ".join(parts))}</p>' if parts else ""
+
+
 def _links_section(found_links: dict) -> str:
-    if not found_links:
-        return "<p>nothing published in this run (no viewer or STAC links)</p>"
     items = "".join(
-        f'<li><a href="{_text(href)}">{_text(name.replace("_", " "))}</a></li>'
+        f'<li><a href="{_text(href)}">{_text(LINK_LABELS.get(name, name.replace("_", " ")))}</a></li>'
         for name, href in sorted(found_links.items())
     )
-    return f"<h2>Outputs</h2><ul>{items}</ul>"
+    note = (
+        ""
+        if "viewer" in found_links
+        else "<p>nothing published in this run (no viewer or STAC links)</p>"
+    )
+    return (f"<h2>Links</h2><ul>{items}</ul>" if items else "") + note
 
 
 def _request_section(request: dict) -> str:
@@ -230,17 +352,62 @@ def _inputs_section(inputs: dict) -> str:
     if not inputs:
         return ""
     out = [f"<h2>Inputs</h2><p>{_text(inputs.get('found', 0))} item(s) found</p>"]
+    found = inputs.get("found_per_collection", {})
     used = inputs.get("used_per_collection", {})
-    out.append(_table(["collection", "items used"], [[c, n] for c, n in used.items()], numeric={1}))
+    per_collection = inputs.get("dropped_per_collection", {})
+    reasons = sorted({r for c in per_collection.values() for r in c})
+    collections = sorted(set(found) | set(used) | set(per_collection))
+    rows = [
+        [
+            c or "(unreadable)",
+            found.get(c, ""),
+            used.get(c, 0),
+            sum(per_collection.get(c, {}).values()),
+            *[per_collection.get(c, {}).get(r, 0) for r in reasons],
+        ]
+        for c in collections
+    ]
+    headers = ["collection", "found", "used", "dropped", *[f"dropped: {r}" for r in reasons]]
+    out.append(_table(headers, rows, numeric=set(range(1, len(headers)))))
     drops = inputs.get("dropped", [])
     if drops:
+        groups = [
+            [
+                g["collection"],
+                g["reason"],
+                g["count"],
+                ", ".join(f"{t} ({n})" for t, n in g["tiles"].items()),
+            ]
+            for g in inputs.get("dropped_groups", [])
+        ]
+        out.append(f"<h3>Dropped items by reason ({len(drops)})</h3>")
+        out.append(_table(["collection", "reason", "items", "tiles (items)"], groups, numeric={2}))
         rows = [
-            [d.get("id", ""), d.get("collection", ""), d.get("reason", ""), d.get("tile", "")]
+            [
+                d.get("id", ""),
+                d.get("collection", ""),
+                d.get("reason", ""),
+                ", ".join(_tile_labels(d)),
+                _drop_detail(d),
+            ]
             for d in drops
         ]
-        out.append(f"<h3>Dropped items ({len(drops)})</h3>")
-        out.append(_table(["item", "collection", "reason", "tile"], rows))
+        out.append(
+            _details(
+                f"All {len(drops)} dropped items",
+                _table(["item", "collection", "reason", "tiles", "detail"], rows),
+            )
+        )
     return "".join(out)
+
+
+def _drop_detail(drop: dict) -> str:
+    """What made the drop: the cloud cover, the source kept instead, the parse error."""
+    if drop.get("cloud_cover") is not None:
+        return f"cloud cover {float(drop['cloud_cover']):.1f} %"
+    if drop.get("kept"):
+        return f"kept {drop['kept']}"
+    return str(drop.get("detail", ""))
 
 
 def _units_section(report: dict) -> str:
@@ -276,20 +443,17 @@ def _cubes_section(cubes: dict) -> str:
     rows = []
     for tile, record in sorted(cubes.items()):
         if "steps_written" not in record:
-            rows.append([tile, record.get("status", ""), "", "", "", record.get("reason", "")])
+            rows.append([tile, record.get("status", ""), "", "", "", "", record.get("reason", "")])
             continue
-        errors = record.get("asset_errors", [])
         rows.append(
             [
                 tile,
                 record.get("status", "built"),
                 len(record["steps_written"]),
                 record.get("steps_skipped", 0),
+                len(record.get("steps_repaired", [])),
                 len(record.get("steps_refused", [])),
-                "; ".join(
-                    f"{e.get('item', '')} {e.get('asset', '')}: {e.get('error', '')}"
-                    for e in errors
-                ),
+                _asset_errors_text(record.get("asset_errors", [])),
             ]
         )
     headers = [
@@ -297,10 +461,59 @@ def _cubes_section(cubes: dict) -> str:
         "status",
         "steps written",
         "steps already complete",
+        "repaired",
         "refused",
         "asset errors",
     ]
-    return "<h2>Cubes</h2>" + _table(headers, rows, numeric={2, 3, 4})
+    return "<h2>Cubes</h2>" + _table(headers, rows, numeric={2, 3, 4, 5})
+
+
+def cube_repairs(report: dict) -> list[dict]:
+    """Every cube step the run's verification found damaged, repaired or not, per tile.
+
+    From the cube build records (regional runs) and the work units (backfills), with the
+    metadata files a build restored; empty when the run repaired nothing.
+    """
+    rows = []
+    records = [(tile, rec) for tile, rec in report.get("cubes", {}).items()]
+    records += [
+        (tile, unit) for tile, units in report.get("unit_results", {}).items() for unit in units
+    ]
+    for tile, rec in records:
+        for outcome, key in (("repaired", "steps_repaired"), ("still damaged", "steps_damaged")):
+            for step in rec.get(key, []):
+                rows.append(
+                    {
+                        "tile": str(tile),
+                        "step": f"{step.get('time', '')}/{step.get('platform', '')}",
+                        "damage": _damage_text(step.get("damage")),
+                        "outcome": outcome,
+                    }
+                )
+        for name in rec.get("metadata_restored", []):
+            rows.append(
+                {"tile": str(tile), "step": "", "damage": f"metadata {name}", "outcome": "restored"}
+            )
+    return rows
+
+
+def _damage_text(damage: Any) -> str:
+    if isinstance(damage, list | tuple):
+        return "; ".join(map(str, damage))
+    return "" if damage is None else str(damage)
+
+
+def _repairs_section(report: dict) -> str:
+    rows = cube_repairs(report)
+    if not rows:
+        return ""
+    counts = Counter(r["outcome"] for r in rows)
+    head = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+    table = _table(
+        ["tile", "time step", "damage found", "outcome"],
+        [[r["tile"], r["step"], r["damage"], r["outcome"]] for r in rows],
+    )
+    return f"<h2>Cube repairs</h2><p>{_text(head)}</p>{table}"
 
 
 def _masked_section(masked: dict) -> str:
@@ -310,15 +523,19 @@ def _masked_section(masked: dict) -> str:
     for tile, rows in sorted(masked.items()):
         if not rows:
             continue
-        out.append(f"<h3>{_text(tile)}</h3>")
         body = "".join(
             f"<tr><td>{_text(r['time'])}</td><td>{_text(r['platform'])}</td>"
             f'<td class="num">{float(r["masked_fraction"]):.3f}</td>'
             f'<td><span class="bar" style="width:{100 * float(r["masked_fraction"]):.0f}px"></span></td></tr>'
             for r in rows
         )
+        mean = sum(float(r["masked_fraction"]) for r in rows) / len(rows)
+        out.append(f"<h3>{_text(tile)}</h3>")
         out.append(
-            f"<table><tr><th>time</th><th>platform</th><th>masked</th><th></th></tr>{body}</table>"
+            _details(
+                f"{len(rows)} date(s), mean masked fraction {mean:.3f}",
+                f"<table><tr><th>time</th><th>platform</th><th>masked</th><th></th></tr>{body}</table>",
+            )
         )
     return "".join(out)
 

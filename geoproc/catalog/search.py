@@ -90,7 +90,10 @@ class SearchResult:
     found: int
     """Number of items the catalog returned (before any drop)."""
     dropped: list[dict] = field(default_factory=list)
-    """Drops not tied to one tile: duplicate ids, outside_tile, cloud_cover."""
+    """Drops not tied to one tile: duplicate ids, outside_tile, cloud_cover; ``tiles`` lists
+    the tiles the dropped item's footprint covers (for the run report)."""
+    found_per_collection: dict[str, int] = field(default_factory=dict)
+    """Items the catalog returned per collection (``""`` for unparseable ones)."""
 
     def to_record(self) -> dict:
         return {
@@ -149,10 +152,11 @@ def search_tiles(
         headers=headers,
     ):
         result.found += 1
+        coll = item.collection if isinstance(item, ParsedItem) else ""
+        result.found_per_collection[coll] = result.found_per_collection.get(coll, 0) + 1
         if not isinstance(item, ParsedItem):
             result.dropped.append({**item, "collection": ""})
             continue
-        coll = item.collection
         profile = _match_profile(coll, profiles)
         if profile is None:
             result.dropped.append(
@@ -178,7 +182,7 @@ def search_tiles(
             loser = item if chosen is previous else previous
             result.dropped.append(
                 {"id": item.id, "collection": coll, "reason": "duplicate",
-                 "source": loser.source, "kept": chosen.source}
+                 "source": loser.source, "kept": chosen.source, "tiles": _tiles_of(item, tiles)}
             )  # fmt: skip
             if chosen is previous:
                 continue
@@ -189,8 +193,9 @@ def search_tiles(
             cover = None
         if profile.family == "optical" and cover is not None and cover > max_cloud_cover:
             result.dropped.append(
-                {"id": item.id, "collection": coll, "reason": "cloud_cover", "cloud_cover": cover}
-            )
+                {"id": item.id, "collection": coll, "reason": "cloud_cover", "cloud_cover": cover,
+                 "tiles": _tiles_of(item, tiles)}
+            )  # fmt: skip
             kept.pop(key, None)
             continue
         try:
@@ -204,7 +209,9 @@ def search_tiles(
             kept.pop(key, None)
             continue
         if not hits:
-            result.dropped.append({"id": item.id, "collection": coll, "reason": "outside_tile"})
+            result.dropped.append(
+                {"id": item.id, "collection": coll, "reason": "outside_tile", "tiles": []}
+            )
             kept.pop(key, None)
             continue
         kept[key] = (item, profile, hits)
@@ -215,6 +222,17 @@ def search_tiles(
     for t in tiles:
         result.tiles[t.id].steps = group_time_steps(per_tile[t.id], t)
     return result
+
+
+def _tiles_of(item: ParsedItem, tiles: Sequence[Tile]) -> list[str]:
+    """Ids of the tiles a dropped item's footprint covers ([] when it has a broken one)."""
+    try:
+        footprint = shape(item.geometry) if item.geometry else None
+        return [
+            t.id for t in tiles if footprint is None or footprint.intersects(t.footprint_lonlat)
+        ]
+    except Exception:  # noqa: BLE001 - only a label in the report; the drop stands regardless
+        return []
 
 
 def item_version(item) -> str:

@@ -14,12 +14,15 @@ import html
 from collections import Counter, defaultdict
 
 STATUS_COLOURS = {
-    "failed": "#c62828",
-    "partial": "#ef6c00",
-    "written": "#2e7d32",
+    "done": "#2e7d32",
     "skipped": "#90a4ae",
+    "failed": "#c62828",
     "no data": "#e0e0e0",
 }
+"""Tile states of the map, in legend order: this run wrote something, had nothing new to
+write, failed somewhere (a cube, a unit or a product), or found no scene at all."""
+_DONE = {"written", "appended", "done", "built"}
+_FAILED = {"failed", "blocked", "partial"}
 REASON_COLOURS = ("#ef6c00", "#6a1b9a", "#00838f", "#ad1457", "#5d4037", "#9e9d24")
 USED_COLOUR = "#1565c0"
 _FONT = 'font-family="system-ui,sans-serif" font-size="11"'
@@ -37,7 +40,7 @@ def charts_section(report: dict) -> str:
             "Masked fraction per date and tile (0 white, 1 dark)",
             masked_svg(report.get("masked_fraction", {})),
         ),
-        _figure("Tiles by status", tile_map_svg(tile_status(report))),
+        _figure("Tiles by status", tile_map(report)),
     ]
     body = "".join(p for p in parts if p)
     return f'<h2>At a glance</h2><div class="charts">{body}</div>' if body else ""
@@ -76,9 +79,16 @@ def stage_times_svg(timings: dict) -> str:
 def inputs_svg(inputs: dict) -> str:
     """Per collection: a bar of items used, then one segment per drop reason."""
     used = {str(k): int(v) for k, v in inputs.get("used_per_collection", {}).items()}
+    found = {str(k): int(v) for k, v in inputs.get("found_per_collection", {}).items()}
     dropped: dict[str, Counter] = defaultdict(Counter)
-    for drop in inputs.get("dropped", []):
-        dropped[str(drop.get("collection") or "unknown")][str(drop.get("reason"))] += 1
+    if "dropped_per_collection" in inputs:
+        for collection, reasons in inputs["dropped_per_collection"].items():
+            dropped[str(collection) or "unknown"].update(
+                {str(r): int(n) for r, n in reasons.items()}
+            )
+    else:  # reports written before the counts were kept
+        for drop in inputs.get("dropped", []):
+            dropped[str(drop.get("collection") or "unknown")][str(drop.get("reason"))] += 1
     collections = sorted(set(used) | set(dropped))
     if not collections:
         return ""
@@ -88,7 +98,7 @@ def inputs_svg(inputs: dict) -> str:
     label_w, bar_w, row_h = 150, 300, 20
     legend_h = 18
     height = row_h * len(collections) + legend_h + 6
-    out = [f'<svg width="640" height="{height}" {_FONT}>']
+    out = [f'<svg width="700" height="{height}" {_FONT}>']
     for i, name in enumerate(collections):
         y = i * row_h + 2
         x = float(label_w)
@@ -105,9 +115,10 @@ def inputs_svg(inputs: dict) -> str:
             )
             x += w
         total_dropped = sum(dropped[name].values())
-        out.append(
-            f'<text x="{x + 4:.1f}" y="{y + 13}">{used.get(name, 0)} used, {total_dropped} dropped</text>'
-        )
+        text = f"{used.get(name, 0)} used, {total_dropped} dropped"
+        if name in found:
+            text = f"{found[name]} found: {text}"
+        out.append(f'<text x="{x + 4:.1f}" y="{y + 13}">{_esc(text)}</text>')
     y = row_h * len(collections) + 4
     x = float(label_w)
     for label, fill in [("used", USED_COLOUR)] + [(f"dropped: {r}", colour[r]) for r in reasons]:
@@ -151,27 +162,99 @@ def masked_svg(masked: dict) -> str:
 
 
 def tile_status(report: dict) -> dict[str, str]:
-    """Status of each tile: failed if any of its units failed, written if any wrote, else skipped."""
+    """Each tile's state for the map: failed if any of its cube, units or products failed,
+    done if any of them wrote something, no data if its cube found no scene, else skipped."""
     seen: dict[str, set[str]] = defaultdict(set)
     for key, record in report.get("cubes", {}).items():
-        status = str(
-            record.get("status") or ("written" if record.get("steps_written") else "skipped")
-        )
+        status = str(record.get("status") or "")
+        if status not in ("no data", *_FAILED):
+            status = "done" if record.get("steps_written") else "skipped"
         seen[str(record.get("tile") or key)].add(status)
+    for tile, units in report.get("unit_results", {}).items():
+        for unit in units:
+            status = str(unit.get("status", "skipped"))
+            if status == "done" and not unit.get("steps_written"):
+                status = "skipped"  # the unit's dates were searched again but none was new
+            seen[str(tile)].add(status)
     for key, record in report.get("products", {}).items():
         tile = str(record.get("tile") or key.rsplit("/", 1)[-1])
         seen[tile].add(str(record.get("status", "skipped")))
+    for tile in report.get("tiles", {}):
+        seen[str(tile)]  # planned tiles without any record
     out = {}
-    for tile, statuses in seen.items():
-        if "failed" in statuses:
+    for tile, statuses in sorted(seen.items()):
+        if statuses & _FAILED:
             out[tile] = "failed"
-        elif "written" in statuses:
-            out[tile] = "written"
-        elif statuses <= {"no data"}:
+        elif statuses & _DONE:
+            out[tile] = "done"
+        elif not statuses or statuses <= {"no data"}:
             out[tile] = "no data"
         else:
             out[tile] = "skipped"
     return out
+
+
+def tile_map(report: dict) -> str:
+    """The tile map: footprints in lon/lat when the report has them, else the grid layout."""
+    status = tile_status(report)
+    outlines = report.get("tiles") or {}
+    if outlines and set(status) <= set(outlines):
+        return tile_outline_svg(status, outlines)
+    return tile_map_svg(status)
+
+
+def _legend(y: float, x: float = 4.0) -> list[str]:
+    out = []
+    for state, fill in STATUS_COLOURS.items():
+        out.append(
+            f'<rect x="{x:.0f}" y="{y - 9:.0f}" width="10" height="10" fill="{fill}" stroke="#757575" stroke-width="0.5"/>'
+        )
+        out.append(f'<text x="{x + 14:.0f}" y="{y:.0f}">{_esc(state)}</text>')
+        x += 24 + 6.5 * len(state)
+    return out
+
+
+def tile_outline_svg(status: dict[str, str], outlines: dict[str, list]) -> str:
+    """One polygon per tile, its footprint in lon/lat (north up, longitudes scaled by the
+    cosine of the mean latitude so the tiles keep their shape), coloured by status."""
+    import math
+
+    rings = {t: [(float(x), float(y)) for x, y in outlines[t]] for t in status}
+    lons = [x for r in rings.values() for x, _ in r]
+    lats = [y for r in rings.values() for _, y in r]
+    if not lons:
+        return ""
+    kx = math.cos(math.radians((min(lats) + max(lats)) / 2))
+    span = max((max(lons) - min(lons)) * kx, max(lats) - min(lats)) or 1.0
+    size, pad, top = 300.0, 6.0, 18.0
+    scale = size / span
+    width = (max(lons) - min(lons)) * kx * scale + 2 * pad
+    height = (max(lats) - min(lats)) * scale
+    total_h = top + height + pad + 24
+    out = [f'<svg width="{max(width, 330):.0f}" height="{total_h:.0f}" {_FONT}>']
+    out.append(
+        f'<text x="{pad:.0f}" y="12">lon {min(lons):.3f} to {max(lons):.3f}, '
+        f"lat {min(lats):.3f} to {max(lats):.3f}</text>"
+    )
+
+    def xy(lon: float, lat: float) -> str:
+        return f"{pad + (lon - min(lons)) * kx * scale:.1f},{top + (max(lats) - lat) * scale:.1f}"
+
+    for tile, state in status.items():
+        points = " ".join(xy(x, y) for x, y in rings[tile])
+        out.append(
+            f'<polygon points="{points}" fill="{STATUS_COLOURS[state]}" stroke="#fff" stroke-width="1" data-tile="{_esc(tile)}"><title>{_esc(tile)}: {_esc(state)}</title></polygon>'
+        )
+    for tile in status:
+        cx = sum(x for x, _ in rings[tile][:-1]) / max(1, len(rings[tile]) - 1)
+        cy = sum(y for _, y in rings[tile][:-1]) / max(1, len(rings[tile]) - 1)
+        x, y = xy(cx, cy).split(",")
+        out.append(
+            f'<text x="{x}" y="{y}" text-anchor="middle" font-size="9" fill="#111">{_esc(tile)}</text>'
+        )
+    out += _legend(total_h - 8)
+    out.append("</svg>")
+    return "".join(out)
 
 
 def tile_map_svg(status: dict[str, str]) -> str:
@@ -197,7 +280,7 @@ def tile_map_svg(status: dict[str, str]) -> str:
     rows = [c[3] for c in cells]
     top_row, bottom_row = max(rows), min(rows)
     height = (top_row - bottom_row + 1) * size + 40
-    out = [f'<svg width="{max(x0, 200)}" height="{height}" {_FONT}>']
+    out = [f'<svg width="{max(x0, 330)}" height="{height}" {_FONT}>']
     for zone in zones:
         out.append(f'<text x="{spans[zone][0]}" y="11">zone {zone[0]}{_esc(zone[1])}</text>')
     for zone_n, hemi, col, row, tile, state in cells:
@@ -207,13 +290,6 @@ def tile_map_svg(status: dict[str, str]) -> str:
         out.append(
             f'<rect x="{x}" y="{y}" width="{size - 2}" height="{size - 2}" fill="{fill}"><title>{_esc(tile)}: {_esc(state)}</title></rect>'
         )
-    x = 4
-    y = height - 10
-    for state in sorted(set(status.values())):
-        out.append(
-            f'<rect x="{x}" y="{y - 9}" width="10" height="10" fill="{STATUS_COLOURS.get(state, "#bdbdbd")}"/>'
-        )
-        out.append(f'<text x="{x + 14}" y="{y}">{_esc(state)}</text>')
-        x += 24 + 7 * len(state)
+    out += _legend(height - 10)
     out.append("</svg>")
     return "".join(out)

@@ -15,6 +15,7 @@ import json
 from datetime import UTC, datetime
 
 from geoproc import storage
+from geoproc.run_report import is_relative
 
 HISTORY = "history"
 _UP = "../../"
@@ -27,12 +28,15 @@ def archive_report(
     """Write this attempt's report under its own folder and add it to the run index.
 
     ``render`` turns a report into HTML (``run_report.render_html``); links in the copy are
-    re-rooted so they still reach the viewer and catalog from the deeper folder.
+    re-rooted so they still reach the viewer and catalog from the deeper folder (absolute
+    ones, such as the Prefect flow run's page, are kept as they are).
     """
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S.%fZ")
     folder = out.join("runs", run_id, HISTORY, stamp)
     copy = dict(report)
-    copy["links"] = {k: _UP + v for k, v in report.get("links", {}).items()}
+    copy["links"] = {
+        k: _UP + v if is_relative(v) else v for k, v in report.get("links", {}).items()
+    }
     copy["attempt"] = stamp
     storage.write_bytes_atomic(
         folder.join("report.json"), json.dumps(copy, indent=2, sort_keys=True, default=str).encode()

@@ -24,6 +24,12 @@ def test_regional_flow_on_a_built_output_skips_everything(
         )
         assert state.is_completed()
         report = state.result()
+        from prefect.settings import PREFECT_UI_URL
+
+        ui = PREFECT_UI_URL.value()
+    run = state.state_details.flow_run_id
+    expected = {"prefect_flow_run": f"{ui}/flow-runs/flow-run/{run}"} if ui else {}
+    assert {k: v for k, v in report["links"].items() if k.startswith("prefect")} == expected
     assert report["run_id"] == first["run_id"]
     assert set(report["cubes"]) == set(first["cubes"])
     assert all(not c["steps_written"] for c in report["cubes"].values())

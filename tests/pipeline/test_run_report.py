@@ -44,10 +44,16 @@ def _search() -> SearchResult:
         tiles=tiles,
         found=7,
         dropped=[
-            {"id": "s30-a", "collection": "HLSS30_2.0", "reason": "duplicate"},
-            {"id": "far", "collection": "HLSS30_2.0", "reason": "outside_tile"},
-            {"id": "far", "collection": "HLSS30_2.0", "reason": "outside_tile"},
+            {
+                "id": "s30-a",
+                "collection": "HLSS30_2.0",
+                "reason": "duplicate",
+                "tiles": ["32N_0002_0001", "32N_0001_0001"],
+            },
+            {"id": "far", "collection": "HLSS30_2.0", "reason": "outside_tile", "tiles": []},
+            {"id": "far", "collection": "HLSS30_2.0", "reason": "outside_tile", "tiles": []},
         ],
+        found_per_collection={"HLSS30_2.0": 5, "HLSL30_2.0": 1, "sentinel-1-rtc": 1},
     )
 
 
@@ -56,19 +62,53 @@ def test_inputs_count_used_items_per_collection_and_drops_with_reasons():
     assert inputs["found"] == 7
     assert inputs["used_per_collection"] == {"HLSS30_2.0": 2, "sentinel-1-rtc": 1}
     assert inputs["dropped_per_reason"] == {"cloud_cover": 1, "duplicate": 1, "outside_tile": 1}
+    assert inputs["found_per_collection"] == {"HLSL30_2.0": 1, "HLSS30_2.0": 5, "sentinel-1-rtc": 1}
+    assert inputs["dropped_per_collection"] == {
+        "HLSL30_2.0": {"cloud_cover": 1},
+        "HLSS30_2.0": {"duplicate": 1, "outside_tile": 1},
+    }
     cloudy = [d for d in inputs["dropped"] if d["reason"] == "cloud_cover"]
     assert cloudy == [
         {
             "id": "l30-cloudy",
             "collection": "HLSL30_2.0",
             "reason": "cloud_cover",
-            "tile": "32N_0002_0001",
+            "tiles": ["32N_0002_0001"],
         }
+    ]
+    # the tile column is filled from the footprint the search recorded, sorted
+    duplicate = [d for d in inputs["dropped"] if d["reason"] == "duplicate"]
+    assert duplicate[0]["tiles"] == ["32N_0001_0001", "32N_0002_0001"]
+    assert inputs["dropped_groups"] == [
+        {
+            "collection": "HLSL30_2.0",
+            "reason": "cloud_cover",
+            "count": 1,
+            "tiles": {"32N_0002_0001": 1},
+        },
+        {
+            "collection": "HLSS30_2.0",
+            "reason": "duplicate",
+            "count": 1,
+            "tiles": {"32N_0001_0001": 1, "32N_0002_0001": 1},
+        },
+        {
+            "collection": "HLSS30_2.0",
+            "reason": "outside_tile",
+            "count": 1,
+            "tiles": {run_report.OUTSIDE_TILES: 1},
+        },
     ]
     merged = run_report.merge_inputs([inputs, inputs])
     assert merged["found"] == 14
     assert merged["used_per_collection"] == {"HLSS30_2.0": 4, "sentinel-1-rtc": 2}
     assert merged["dropped_per_reason"] == inputs["dropped_per_reason"]  # same drops, once
+    assert merged["found_per_collection"] == {
+        "HLSL30_2.0": 2,
+        "HLSS30_2.0": 10,
+        "sentinel-1-rtc": 2,
+    }
+    assert merged["dropped_groups"] == inputs["dropped_groups"]
 
 
 def _write_cube(root, tile: str, red: np.ndarray, vv: np.ndarray, complete, platforms) -> None:
@@ -186,7 +226,15 @@ def test_html_escapes_outside_text_and_links_relatively(tmp_path):
     resolved = (tmp_path / "runs" / "20241231-abc" / "../../viewer/index.html").resolve()
     assert resolved == (tmp_path / "viewer" / "index.html").resolve()
     text = " ".join(" ".join(parsed.text).split())
-    for expected in ("10.50", "0.250", "HLSS30_2.0 2", "cloud_cover", "partial", "failed 1"):
+    for expected in (
+        "10.50",
+        "0.250",
+        "HLSS30_2.0 5 2 2 0 1 1",  # found, used, dropped, then per reason (cloud, dup, outside)
+        "HLSL30_2.0 1 0 1 1 0 0",
+        "HLSL30_2.0 cloud_cover 1 32N_0002_0001 (1)",
+        "partial",
+        "failed 1",
+    ):
         assert expected in text, expected
 
 
@@ -208,6 +256,13 @@ def test_the_real_run_report_adds_up(small_run):
     used = report["inputs"]["used_per_collection"]
     dropped = sum(report["inputs"]["dropped_per_reason"].values())
     assert 0 < sum(used.values()) and sum(used.values()) + dropped <= report["inputs"]["found"]
+    # every drop the sample archive has (cloudy scenes) names the tiles it covered
+    drops = report["inputs"]["dropped"]
+    assert drops and all(d["tiles"] for d in drops if d["reason"] == "cloud_cover")
+    assert {d["tiles"][0] for d in drops} <= set(report["cubes"])
+    assert sum(g["count"] for g in report["inputs"]["dropped_groups"]) == len(drops)
+    assert sum(report["inputs"]["found_per_collection"].values()) == report["inputs"]["found"]
+    assert set(report["tiles"]) == set(report["cubes"])
     for tile, cube in report["cubes"].items():
         rows = report["masked_fraction"][tile]
         assert [f"{r['time']}/{r['platform']}" for r in rows] == cube["steps_written"]
