@@ -37,20 +37,26 @@ def locate_points(
 def read_point_series(
     store: SeriesStore, rows: np.ndarray, cols: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Variable -> values (time, point) decoded (NaN where masked), one vectorised read each.
+    """Variable -> values (time, point) decoded (NaN where masked), one read per variable.
 
-    The read asks zarr for exactly the pixels (``vindex``), so it touches only the chunks
-    that hold them: (dates x spatial chunks) objects on a cube, one per point and time
-    chunk on a time-chunked copy.
+    One point is a basic selection (zarr reads one object per time chunk: one per date on
+    a cube, one per N dates on a time-chunked copy); several points are one vectorised
+    selection (``vindex``), which reads each chunk holding any of them once. Indexing the
+    lazily decoded `xarray.Variable` rather than the DataArray skips coordinate work that
+    otherwise costs more than reading a time-chunked copy.
     """
-    iy = xr.DataArray(rows, dims="point")
-    ix = xr.DataArray(cols, dims="point")
+    tdim = store.time_dim
     out = {}
     for name, var in store.ds.data_vars.items():
-        values = var.isel(y=iy, x=ix)
-        tdim = store.time_dim if store.time_dim in var.dims else None
-        arr = values.transpose(*(d for d in (tdim, "point") if d)).values
-        out[name] = arr if tdim else arr[None, :]
+        v = var.variable
+        if len(rows) == 1:
+            one = v.isel(y=int(rows[0]), x=int(cols[0]))
+            arr = np.asarray(one.values).reshape(-1, 1)  # (time or 1, point)
+        else:
+            picked = v.isel(y=xr.Variable("point", rows), x=xr.Variable("point", cols))
+            dims = [d for d in (tdim, "point") if d in picked.dims]
+            arr = np.asarray(picked.transpose(*dims).values).reshape(-1, len(rows))
+        out[name] = arr
     return out
 
 

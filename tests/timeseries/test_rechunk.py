@@ -12,7 +12,7 @@ import zarr
 
 from geoproc.cli import main
 from geoproc.dev.bench._timeseries_cube import write_packed_cube
-from tests.timeseries.conftest import DATES, NX, NY
+from tests.timeseries.conftest import DATES, NX, NY, to_lonlat, write_geojson
 
 VARS = ("fmask", "nir08", "red")
 
@@ -58,6 +58,24 @@ def test_copy_equals_the_complete_dates_and_gdal_reads_it(cube, tmp_path):
         assert ds.crs.to_epsg() == 32633 and ds.count == DATES - 1
         assert tuple(ds.transform)[:6] == (30.0, 0.0, 400000.0, 0.0, -30.0, 5000000.0)
         np.testing.assert_array_equal(ds.read(3), zarr.open_group(str(out))["red"][2])
+    # `geoproc extract` gives the same table from the copy as from the cube
+    lon, lat = to_lonlat(400_000.0 + 333.0, 5_000_000.0 - 777.0)
+    points = write_geojson(
+        tmp_path / "p.geojson", {"a": {"type": "Point", "coordinates": [lon, lat]}}
+    )
+    for store, name in ((cube, "a.csv"), (out, "b.csv")):
+        argv = [
+            "extract",
+            "--points",
+            str(points),
+            "--cube",
+            str(store),
+            "--variables",
+            "red,fmask",
+        ]
+        assert main([*argv, "--out", str(tmp_path / name)]) == 0
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert len((tmp_path / "a.csv").read_text().splitlines()) == 1 + 2 * (DATES - 1)
 
 
 def test_killed_copy_rerun_gives_the_bytes_of_a_clean_copy(cube, tmp_path, monkeypatch, capsys):
