@@ -3,8 +3,12 @@
 Checks come before anything is written: the card's input bands against the cube's
 variables (exit 2 naming the missing ones and the card), the weights against the card's
 sha256 (refused), the device and the blend options. The run itself is the inference
-engine's: block by block, resumable (rerun the same command after a crash), with weighted
-blending of overlapping windows by default so window-wide models leave no seams.
+engine's: block by block, resumable (rerun the same command after a crash). ``--blend auto``
+(the default) blends overlapping windows with weights for models with a fixed input size
+(cards with ``geoproc:tile_size``: transformers, whose receptive field is the whole
+window, so crop-only tiling leaves seams) and crops the halo for the others (convolution
+nets whose card halo covers their receptive field: exact, and about 2x fewer forward
+pixels than blending at the default 256 px windows).
 """
 
 from __future__ import annotations
@@ -49,9 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--blend",
-        default="linear",
-        choices=["linear", "cosine", "none"],
-        help="weights for overlapping windows (none: crop each block's halo only)",
+        default="auto",
+        choices=["auto", "linear", "cosine", "none"],
+        help="weights for overlapping windows; none: crop each block's halo only; auto: "
+        "linear for models with a fixed input size (card geoproc:tile_size) or when --tile or "
+        "--overlap is given, else none",
     )
     p.add_argument(
         "--overlap",
@@ -95,14 +101,14 @@ def _main(args: argparse.Namespace) -> int:
     device = kernel.device  # a missing GPU is a usage error before anything is written
     options = EngineOptions(
         batch_memory_bytes=_positive(args.batch_mb, "--batch-mb") * 1024 * 1024,
-        blend=args.blend,
+        blend=_blend_mode(args, card),
         tile=None if args.tile is None else _positive(args.tile, "--tile"),
         overlap=None if args.overlap is None else _positive(args.overlap, "--overlap"),
         overwrite=args.overwrite,
     )
     stats = run_inference(args.cube, kernel, args.out, options=options)
     print(
-        f"infer {card.key} on {device}: {stats.chunks_written} chunks written, "
+        f"infer {card.key} on {device}, blend {options.blend}: {stats.chunks_written} chunks written, "
         f"{stats.chunks_skipped} already done, {stats.seconds_total:.1f} s -> {args.out}"
     )
     return 0
@@ -173,6 +179,15 @@ def _check_inputs(cube, card, inputs: tuple[str, ...], *, label: str, cube_url: 
             f"{sorted(map(str, cube.data_vars))}); map them with --variables BAND=VAR or "
             "build the cube with those bands"
         )
+
+
+def _blend_mode(args: argparse.Namespace, card) -> str:
+    """``auto``: blend models with a fixed window size (or when --tile/--overlap is given),
+    crop the others."""
+    if args.blend != "auto":
+        return args.blend
+    asked = args.tile is not None or args.overlap is not None
+    return "linear" if card.tile_size or asked else "none"
 
 
 def _positive(value: int, option: str) -> int:
