@@ -26,6 +26,7 @@ from geoproc import storage
 from geoproc.dev.sample.clouds import CLEAR as CLOUD_TRUTH_CLEAR
 from geoproc.dev.sample.clouds import TRUTH_NODATA as CLOUD_TRUTH_NODATA
 from geoproc.errors import NoDataError, UsageError
+from geoproc.product_registry import PRODUCT_NAMES
 from geoproc.products.canopy import score as canopy_score
 from geoproc.products.flood import score as flood_score
 from geoproc.products.lst import score as lst_score
@@ -209,9 +210,7 @@ def evaluate_canopy(
     return result
 
 
-def evaluate(
-    out: str, archive: str | Path, *, products: tuple[str, ...] = ("flood", "lst", "canopy")
-) -> dict:
+def evaluate(out: str, archive: str | Path, *, products: tuple[str, ...] = PRODUCT_NAMES) -> dict:
     """Scoreboard of every product present under `out` against `archive/truth`."""
     truth = Path(archive) / "truth"
     if not (truth / "index.json").is_file():

@@ -10,7 +10,6 @@ folders, collects the rows and formats the table.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import re
@@ -18,10 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from geoproc.errors import UsageError
+from geoproc.product_registry import PRODUCT_NAMES, real_cases_module
 
 log = logging.getLogger(__name__)
 
-PRODUCTS_WITH_REAL_CASES = ("flood", "lst", "canopy")
+PRODUCTS_WITH_REAL_CASES = PRODUCT_NAMES
 
 
 def default_folders() -> list[Path]:
@@ -58,7 +58,7 @@ def evaluate_real(
     rows: list[dict] = []
     seen: set[tuple] = set()
     for product in products:
-        module = importlib.import_module(f"geoproc.products.{product}.real_cases")
+        module = real_cases_module(product)
         for row in module.evaluate_real(candidates):
             key = (row.get("product"), row.get("case"), row.get("metric"))
             if key in seen:

@@ -160,9 +160,9 @@ def _by_tile_side(table: dict[int, float], side: int) -> float:
 
 def _product_outputs(product: str):
     """(SPEC, bytes per pixel of one output step) of a product."""
-    import importlib
+    from geoproc.product_registry import product_spec
 
-    spec = importlib.import_module(f"geoproc.products.{product}").SPEC
+    spec = product_spec(product)
     return spec, sum(_DTYPE_BYTES.get(v.dtype, 4) for v in spec.outputs)
 
 

@@ -24,11 +24,11 @@ from geoproc.errors import (
     UnknownNameError,
     UsageError,
 )
+from geoproc.product_registry import PRODUCT_NAMES as PRODUCTS
 
 if TYPE_CHECKING:  # storage pulls fsspec and settings; the CLI parser imports this module
     from geoproc.storage import Location
 
-PRODUCTS = ("flood", "lst", "canopy")
 DEFAULT_COLLECTIONS = ("HLSL30_2.0", "HLSS30_2.0", "sentinel-1-rtc")
 
 

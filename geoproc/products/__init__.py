@@ -4,7 +4,8 @@
 packages do not set ``SPEC.blocking`` themselves (a SPEC's own declaration wins). Each line
 says why, from what the product's run() computes:
 
-- canopy: per-pixel yearly composites and a per-pixel temporal CNN, halo 0: spatially local.
+- canopy: per-pixel yearly composites and rules, then the FAO 0.5 ha mapping unit (a disk
+  average of the tree probability), so its halo is the disk's radius (``SPEC.halo``).
 - flood: DSWx tests per pixel and the reference-water occurrence per pixel over time are
   spatially local (halo 1 for the 3x3 speckle filter); the Sentinel-1 split threshold is a
   scene-wide statistic per date and its series fit is shared across dates, and flood exposes

@@ -152,12 +152,13 @@ def _from_attrs(attrs: dict) -> FlagTable | None:
 
 
 def _from_spec(product: str, variable: str) -> FlagTable | None:
-    import importlib
+    from geoproc.errors import UnknownNameError
+    from geoproc.product_registry import product_spec
 
     try:
-        spec = importlib.import_module(f"geoproc.products.{product}").SPEC
+        spec = product_spec(product)
         var = spec.output(variable)
-    except (ImportError, AttributeError, KeyError):
+    except (ImportError, AttributeError, KeyError, UnknownNameError):
         return None
     if var.flag_values is None and var.flag_masks is None:
         return None
