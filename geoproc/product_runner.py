@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import json
 import logging
 from dataclasses import dataclass
@@ -25,10 +24,10 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from geoproc import __version__, storage, store_lock, zarr_layout
-from geoproc.errors import NoDataError, StoreError, UnknownNameError
+from geoproc.errors import NoDataError, StoreError
 from geoproc.inference import product_stage
+from geoproc.product_registry import product_package
 from geoproc.products import blocking_of, stage_blocking
-from geoproc.request import PRODUCTS
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +54,7 @@ class ProductResult:
 
 def product_module(name: str):
     """The module of a product (`geoproc.products.flood`, ...)."""
-    if name not in PRODUCTS:
-        raise UnknownNameError(f"Unknown product {name!r}: choose from {', '.join(PRODUCTS)}.")
-    return importlib.import_module(f"geoproc.products.{name}")
+    return product_package(name)
 
 
 def product_location(out: str | storage.Location, product: str, tile: str) -> storage.Location:
