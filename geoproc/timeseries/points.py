@@ -3,6 +3,10 @@
 Why long format (point, time, variable, value): it is what pandas, R and spreadsheets
 pivot or filter without knowing the store's variables, and a masked observation is simply
 an empty value (never filled or interpolated).
+
+Columns: ``point_id``, ``time`` (UTC; the year for canopy stores), ``variable``,
+``value`` (decoded: scale/offset applied, NaN where masked), ``x``/``y`` (the point in the
+store's CRS, mm), ``row``/``col`` (the pixel read).
 """
 
 from __future__ import annotations
@@ -77,8 +81,8 @@ def extract_points(store: SeriesStore, points: Points, *, source: str) -> pd.Dat
                     "time": np.tile(times, npt),
                     "variable": name,
                     "value": _as_float64(by_point),
-                    "x": np.repeat(local.x, nt),
-                    "y": np.repeat(local.y, nt),
+                    "x": np.repeat(np.round(local.x, 3), nt),  # mm: reprojection noise off
+                    "y": np.repeat(np.round(local.y, 3), nt),
                     "row": np.repeat(rows, nt),
                     "col": np.repeat(cols, nt),
                 }
