@@ -26,6 +26,7 @@ from geoproc.inference.engine import (
     WindowReader,
     WindowTask,
     batch_seed,
+    blend_batch_bytes,
     compute_batch,
     open_cube,
     plan_run,
@@ -58,7 +59,7 @@ def run_inference_dask(
             batch_seed(batch, options.seed),
             done,
             plan.blend,
-            options.batch_memory_bytes,
+            blend_batch_bytes(options),
         )  # fmt: skip
         for batch in todo
     ]

@@ -34,7 +34,13 @@ import zarr
 from geoproc import __version__
 from geoproc.errors import StoreError, UsageError
 from geoproc.inference._io import zarr_store
-from geoproc.inference.blending import Blend, blend_block, make_blend, read_region
+from geoproc.inference.blending import (
+    DEFAULT_TILE,
+    Blend,
+    blend_block,
+    make_blend,
+    read_region,
+)
 from geoproc.inference.kernel import Kernel
 from geoproc.inference.markers import TEMPLATE_KEY, ChunkMarkers
 from geoproc.storage import remove_partial_writes
@@ -184,14 +190,18 @@ def window_chunks(grid: Grid, kernel: Kernel, options: EngineOptions) -> int:
     if options.window_chunks:
         return max(1, options.window_chunks)
     depth = 1 if kernel.temporal == "scene" else grid.nt
-    margin = kernel.halo
-    if options.blend != "none":  # a blended block reads up to one window beyond each edge
-        margin = options.tile or getattr(kernel, "tile_size", None) or kernel.halo
+    margin, per_px, budget = kernel.halo, kernel.bytes_per_pixel, options.batch_memory_bytes
+    if options.blend != "none":
+        # a blended block holds its input region (up to one window beyond each edge) and
+        # two float32 sums; the model's activations live in the window batches, which
+        # get the other half of the budget (``blend_batch_bytes``)
+        margin = options.tile or getattr(kernel, "tile_size", None) or DEFAULT_TILE
+        per_px, budget = 4 * len(kernel.inputs) + 16, blend_batch_bytes(options)
     k = 1
     while k < 8:
         nxt = k + 1
         px = (nxt * grid.cy + 2 * margin) * (nxt * grid.cx + 2 * margin) * depth
-        if px * kernel.bytes_per_pixel > options.batch_memory_bytes:
+        if px * per_px > budget:
             break
         if k * grid.cy >= grid.ny and k * grid.cx >= grid.nx:
             break
@@ -247,6 +257,12 @@ def plan_batches(grid: Grid, kernel: Kernel, options: EngineOptions) -> list[lis
         size = max(1, options.batch_memory_bytes // per_window)
         batches += [group[i : i + size] for i in range(0, len(group), size)]
     return batches
+
+
+def blend_batch_bytes(options: EngineOptions) -> int:
+    """With blending: the half of the budget for one block's region, the other half for
+    its window batches."""
+    return options.batch_memory_bytes // 2
 
 
 def run_blend(grid: Grid, kernel: Kernel, options: EngineOptions) -> Blend | None:
@@ -547,7 +563,7 @@ def run_inference(
             t0 = time.perf_counter()
             crops = compute_batch(
                 kernel, inputs, batch, seed=batch_seed(batch, options.seed), blend=plan.blend,
-                batch_bytes=options.batch_memory_bytes,
+                batch_bytes=blend_batch_bytes(options),
             )  # fmt: skip
             stats.seconds_compute += time.perf_counter() - t0
             del inputs
