@@ -267,7 +267,8 @@ _CSS = (
     ".ok{color:#1b5e20;font-weight:bold}.bar{display:inline-block;height:.8em;background:#90a4ae}"
     ".charts{display:flex;flex-wrap:wrap;gap:1em 2.5em}figure{margin:0}"
     "figcaption{font-weight:bold;margin-bottom:.3em}summary{cursor:pointer;margin:.3em 0}"
-    ".glance{font-size:1.05em}"
+    ".glance{font-size:1.05em}ul.links{display:flex;flex-wrap:wrap;gap:.3em 1.5em;"
+    "padding-left:1.2em}"
 )
 
 
@@ -331,7 +332,7 @@ def _links_section(found_links: dict) -> str:
         if "viewer" in found_links
         else "<p>nothing published in this run (no viewer or STAC links)</p>"
     )
-    return (f"<h2>Links</h2><ul>{items}</ul>" if items else "") + note
+    return (f'<h2>Links</h2><ul class="links">{items}</ul>' if items else "") + note
 
 
 def _request_section(request: dict) -> str:

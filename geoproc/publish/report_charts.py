@@ -22,6 +22,8 @@ STATUS_COLOURS = {
 """Tile states of the map, in legend order: this run wrote something, had nothing new to
 write, failed somewhere (a cube, a unit or a product), or found no scene at all."""
 _DONE = {"written", "appended", "done", "built"}
+KEY_ROWS = 24
+"""Tiles listed by number under the map; more would push the page down for little gain."""
 _FAILED = {"failed", "blocked", "partial"}
 REASON_COLOURS = ("#ef6c00", "#6a1b9a", "#00838f", "#ad1457", "#5d4037", "#9e9d24")
 USED_COLOUR = "#1565c0"
@@ -216,7 +218,11 @@ def _legend(y: float, x: float = 4.0) -> list[str]:
 
 def tile_outline_svg(status: dict[str, str], outlines: dict[str, list]) -> str:
     """One polygon per tile, its footprint in lon/lat (north up, longitudes scaled by the
-    cosine of the mean latitude so the tiles keep their shape), coloured by status."""
+    cosine of the mean latitude so the tiles keep their shape), coloured by status.
+
+    Tiles of neighbouring UTM zones overlap on the ground, so fills are translucent and
+    each tile carries a number, listed under the map with its id and state (the first
+    `KEY_ROWS` tiles; every polygon also names itself on hover)."""
     import math
 
     rings = {t: [(float(x), float(y)) for x, y in outlines[t]] for t in status}
@@ -226,33 +232,46 @@ def tile_outline_svg(status: dict[str, str], outlines: dict[str, list]) -> str:
         return ""
     kx = math.cos(math.radians((min(lats) + max(lats)) / 2))
     span = max((max(lons) - min(lons)) * kx, max(lats) - min(lats)) or 1.0
-    size, pad, top = 300.0, 6.0, 18.0
+    size, pad, top = 260.0, 6.0, 18.0
     scale = size / span
     width = (max(lons) - min(lons)) * kx * scale + 2 * pad
     height = (max(lats) - min(lats)) * scale
-    total_h = top + height + pad + 24
+    keyed = list(status)[:KEY_ROWS]
+    key_top = top + height + pad + 24
+    total_h = key_top + 14 * len(keyed) + (14 if len(status) > len(keyed) else 0) + 4
     out = [f'<svg width="{max(width, 330):.0f}" height="{total_h:.0f}" {_FONT}>']
     out.append(
         f'<text x="{pad:.0f}" y="12">lon {min(lons):.3f} to {max(lons):.3f}, '
         f"lat {min(lats):.3f} to {max(lats):.3f}</text>"
     )
 
-    def xy(lon: float, lat: float) -> str:
-        return f"{pad + (lon - min(lons)) * kx * scale:.1f},{top + (max(lats) - lat) * scale:.1f}"
+    def xy(lon: float, lat: float) -> tuple[float, float]:
+        return pad + (lon - min(lons)) * kx * scale, top + (max(lats) - lat) * scale
 
     for tile, state in status.items():
-        points = " ".join(xy(x, y) for x, y in rings[tile])
+        points = " ".join("{:.1f},{:.1f}".format(*xy(x, y)) for x, y in rings[tile])
         out.append(
-            f'<polygon points="{points}" fill="{STATUS_COLOURS[state]}" stroke="#fff" stroke-width="1" data-tile="{_esc(tile)}"><title>{_esc(tile)}: {_esc(state)}</title></polygon>'
+            f'<polygon points="{points}" fill="{STATUS_COLOURS[state]}" fill-opacity="0.75" stroke="#263238" stroke-width="1" data-tile="{_esc(tile)}"><title>{_esc(tile)}: {_esc(state)}</title></polygon>'
         )
-    for tile in status:
-        cx = sum(x for x, _ in rings[tile][:-1]) / max(1, len(rings[tile]) - 1)
-        cy = sum(y for _, y in rings[tile][:-1]) / max(1, len(rings[tile]) - 1)
-        x, y = xy(cx, cy).split(",")
+    for n, tile in enumerate(keyed, 1):
+        corners = rings[tile][:-1] or rings[tile]
+        x, y = xy(
+            sum(c[0] for c in corners) / len(corners), sum(c[1] for c in corners) / len(corners)
+        )
         out.append(
-            f'<text x="{x}" y="{y}" text-anchor="middle" font-size="9" fill="#111">{_esc(tile)}</text>'
+            f'<text x="{x:.1f}" y="{y + 4:.1f}" text-anchor="middle" font-weight="bold" fill="#111">{n}</text>'
         )
-    out += _legend(total_h - 8)
+    out += _legend(top + height + pad + 14)
+    for n, tile in enumerate(keyed, 1):
+        y = key_top + 14 * (n - 1) + 10
+        out.append(
+            f'<text x="{pad:.0f}" y="{y:.0f}">{n}  {_esc(tile)}: {_esc(status[tile])}</text>'
+        )
+    if len(status) > len(keyed):
+        y = key_top + 14 * len(keyed) + 10
+        out.append(
+            f'<text x="{pad:.0f}" y="{y:.0f}">and {len(status) - len(keyed)} more (hover a tile)</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
