@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         metavar="PX",
-        help="overlap of neighbouring windows (default: max(card halo, tile / 4))",
+        help="overlap of neighbouring windows (default: max(2 x card halo + 1, tile / 4))",
     )
     p.add_argument(
         "--tile",

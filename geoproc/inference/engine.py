@@ -81,7 +81,7 @@ class EngineOptions:
     tile: int | None = None
     """Blend window side (default: the card's ``geoproc:tile_size``, else 256 px)."""
     overlap: int | None = None
-    """Blend overlap between neighbouring windows (default: max(halo, tile / 4))."""
+    """Blend overlap between neighbouring windows (default: max(2 * halo + 1, tile / 4))."""
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,11 @@ def test_prithvi_segmenter_runs_through_geoproc_infer_and_keeps_masks(model_card
     assert stored.rio.crs.to_epsg() == 32633 and stored.rio.transform() == ds.rio.transform()
     assert stored.attrs["model_architecture"] == "PrithviSegmenter"
     assert '"blend": "linear"' in stored.attrs["engine_parameters"]
+    import rasterio  # GDAL's Zarr driver sees the same grid (zarr_layout)
+
+    with rasterio.open(f'ZARR:"{out}":/water_logit') as src:
+        assert src.crs.to_epsg() == 32633 and src.transform == ds.rio.transform()
+        assert src.shape == (80, 72)
 
     stack = np.stack([bands[b] for b in HLS_BANDS])  # (C, T, y, x)
     masked = ~np.isfinite(stack).all(axis=0).any(axis=0)
