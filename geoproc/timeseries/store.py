@@ -100,12 +100,16 @@ def open_series_store(
     crs = _crs_of(ds, location.url, option)
     transform = _transform_of(ds, location.url, option)
     if variables is not None:
-        spatial = [n for n, v in ds.data_vars.items() if {"y", "x"} <= set(v.dims)]
+        # a series per pixel: (time or year, y, x) or (y, x); extra dims (canopy's class) no
+        spatial = [
+            n for n, v in ds.data_vars.items()
+            if {"y", "x"} <= set(v.dims) <= {"y", "x", *TIME_DIMS}
+        ]  # fmt: skip
         unknown = [v for v in variables if v not in spatial]
         if unknown or not variables:
             raise UsageError(
-                f"--variables: {', '.join(unknown) or '(none)'} not in {location.url}; "
-                f"it holds {', '.join(sorted(spatial))}."
+                f"--variables: {', '.join(unknown) or '(none)'} not in {location.url} as a "
+                f"per-pixel series; it holds {', '.join(sorted(spatial))}."
             )
         ds = ds[variables]
     ds = _select_dates(ds, start, end, location.url)

@@ -33,9 +33,8 @@ def polygon_masks(
 
     A polygon wholly outside the store is a `UsageError` naming the file and the bounds.
     """
+    from affine import Affine
     from rasterio.features import geometry_mask
-    from rasterio.windows import Window, from_bounds
-    from rasterio.windows import transform as window_transform
 
     # densify lon/lat edges to ~50 m before reprojecting (pixels are 10-30 m)
     local = polygons.to(store.crs, max_segment=0.0005)
@@ -47,16 +46,17 @@ def polygon_masks(
         if x1 <= sx0 or x0 >= sx1 or y1 <= sy0 or y0 >= sy1:
             outside.append(pid)
             continue
-        win = from_bounds(x0, y0, x1, y1, transform=store.transform)
-        r0, c0 = max(0, int(np.floor(win.row_off))), max(0, int(np.floor(win.col_off)))
-        r1 = min(ny, int(np.ceil(win.row_off + win.height)))
-        c1 = min(nx, int(np.ceil(win.col_off + win.width)))
-        w = Window(c0, r0, max(1, c1 - c0), max(1, r1 - r0))
+        t = store.transform  # north-up: window offsets by plain arithmetic
+        cols = sorted(((x0 - t.c) / t.a, (x1 - t.c) / t.a))
+        rows = sorted(((y1 - t.f) / t.e, (y0 - t.f) / t.e))
+        r0, c0 = max(0, int(np.floor(rows[0]))), max(0, int(np.floor(cols[0])))
+        r1, c1 = min(ny, int(np.ceil(rows[1]))), min(nx, int(np.ceil(cols[1])))
+        h, w = max(1, r1 - r0), max(1, c1 - c0)
         mask = geometry_mask(
-            [geom], out_shape=(int(w.height), int(w.width)),
-            transform=window_transform(w, store.transform), all_touched=ALL_TOUCHED, invert=True,
+            [geom], out_shape=(h, w), all_touched=ALL_TOUCHED, invert=True,
+            transform=Affine(t.a, 0.0, t.c + c0 * t.a, 0.0, t.e, t.f + r0 * t.e),
         )  # fmt: skip
-        out.append((slice(r0, r0 + int(w.height)), slice(c0, c0 + int(w.width)), mask))
+        out.append((slice(r0, r0 + h), slice(c0, c0 + w), mask))
     if outside:
         raise UsageError(
             f"--polygons {source}: {len(outside)} polygon(s) lie wholly outside {store.url} "
