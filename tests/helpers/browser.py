@@ -58,6 +58,8 @@ class Browser:
         import websocket  # websocket-client
 
         profile.mkdir(parents=True, exist_ok=True)
+        port_file = profile / "DevToolsActivePort"
+        port_file.unlink(missing_ok=True)  # a reused profile keeps the last browser's port
         self.proc = subprocess.Popen(
             [
                 chromium,
@@ -80,7 +82,6 @@ class Browser:
         self.messages: list[dict] = []
         """Console messages, exceptions and log entries the page produced."""
         self._id = 0
-        port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not (port_file.exists() and port_file.read_text().strip()):
             if time.monotonic() > deadline or self.proc.poll() is not None:

@@ -13,6 +13,9 @@ import math
 import os
 import shutil
 import subprocess
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -228,6 +231,37 @@ def test_a_click_on_nodata_says_so(browser, published):
     assert shown["raw"] == "nodata"
     assert json.loads(shown["series"]) == [None, None]
     assert "no data" in browser.evaluate("document.getElementById('value').textContent")
+
+
+def test_the_page_works_over_http_too(browser, published):
+    """Served by a plain web server: same tiles, same click values, nothing fails to load."""
+    handler = partial(QuietHandler, directory=str(published))
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}/viewer/index.html"
+            browser.messages.clear()
+            browser.goto(f"{url}#layer=lst&pt=47.51,{WEST_LON}")
+            browser.wait_for(f"document.readyState === 'complete' && {READY} && {VALUE_READY}")
+            shown = browser.evaluate("document.getElementById('value').dataset.raw")
+            assert browser.evaluate("document.querySelectorAll('.leaflet-tile-loaded').length") > 2
+        finally:
+            server.shutdown()
+    lat, lon = (
+        float(browser.evaluate(f"document.getElementById('value').dataset.{k}"))
+        for k in ("lat", "lon")
+    )
+    date = browser.evaluate("document.getElementById('value').dataset.date")
+    stored, _ = _sample_cog(
+        published / "cog" / "lst" / sorted(TILES)[0] / date / "lst.tif", lon, lat
+    )
+    assert float(shown) == stored.item()
+    assert browser.errors() == []
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+        pass
 
 
 def _hash(browser: Browser) -> dict[str, str]:

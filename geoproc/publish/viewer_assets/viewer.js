@@ -334,7 +334,14 @@
   function drawChart(la, series) {
     var W = 270, H = 90, L0 = 38, R = 4, T = 6, B = 16;
     var n = series.length;
-    var xAt = function (i) { return L0 + (n > 1 ? i * (W - L0 - R) / (n - 1) : (W - L0 - R) / 2); };
+    // x by time (labels start with YYYY, YYYY-MM-DD...), or by position when they do not parse
+    var times = la.dates.map(function (d) { return Date.parse((d.slice(0, 10) + "-01-01").slice(0, 10)); });
+    var t0 = times[0], t1 = times[n - 1];
+    var byTime = times.every(isFinite) && t1 > t0;
+    var xAt = function (i) {
+      var f = byTime ? (times[i] - t0) / (t1 - t0) : (n > 1 ? i / (n - 1) : 0.5);
+      return L0 + f * (W - L0 - R);
+    };
     var svg = '<svg width="' + W + '" height="' + H + '" font-size="10">';
     var cur = la.dates.indexOf(state.date);
     if (la.legend.type === "classes") {
