@@ -201,3 +201,25 @@ def test_bad_requests_exit_2_and_write_nothing(cube, tmp_path, capsys, case, cod
     assert text in err and "Traceback" not in err
     assert _files(tmp_path) == before
     assert not os.path.exists(f"{out}.lock")
+
+
+@pytest.mark.slow  # ~15 s of small requests to moto on 2 shared cores
+def test_copy_and_extract_on_s3(cube, tmp_path, s3_bucket, capsys):
+    """Stores, progress markers, lock and table go through geoproc.storage on S3 too."""
+    out = f"s3://{s3_bucket}/timeseries/T1.zarr"
+    assert _rechunk(cube, out) == 0
+    assert _rechunk(cube, out) == 0
+    assert '"status": "up to date"' in capsys.readouterr().out
+    from tests.timeseries.conftest import to_lonlat
+
+    lon, lat = to_lonlat(400_000.0 + 500.0, 5_000_000.0 - 500.0)
+    points = write_geojson(
+        tmp_path / "p.geojson", {"a": {"type": "Point", "coordinates": [lon, lat]}}
+    )
+    base = ["extract", "--points", str(points), "--variables", "red", "--out"]
+    assert main([*base, f"s3://{s3_bucket}/a.csv", "--cube", out]) == 0
+    assert main([*base, str(tmp_path / "b.csv"), "--cube", str(cube)]) == 0
+    from geoproc import storage
+
+    assert storage.read_bytes(f"s3://{s3_bucket}/a.csv") == (tmp_path / "b.csv").read_bytes()
+    assert not storage.exists(f"s3://{s3_bucket}/timeseries/T1.zarr.rechunk")
