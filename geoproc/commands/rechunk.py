@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="dates per chunk: a number (e.g. 365) or 'all' (the whole series at the first copy)",
     )  # fmt: skip
     parser.add_argument("--space-chunk", type=int, default=None,
-                        help="pixels per chunk side (default 128; 64-256 suit point reads)")  # fmt: skip
+                        help="pixels per chunk side (default 64: a point reads one small chunk; up to 256 for fewer objects)")  # fmt: skip
     parser.add_argument("--out", required=True, help="where the copy goes (local or s3://)")
     parser.set_defaults(func=run_rechunk)
 
