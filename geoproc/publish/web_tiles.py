@@ -11,9 +11,10 @@ classes), continuous maps with bilinear; both read the COG overviews at low zoom
 Zoom levels are bounded: the maximum is the zoom whose pixel is closest to the native
 ground resolution (30 m -> 12 at mid latitudes; the viewer overzooms beyond it instead of
 publishing more tiles), the minimum the deepest zoom at which the whole AOI fits in a few
-tiles but at least `CONTEXT_ZOOMS` below the maximum, so a small AOI can still be zoomed out
-to see where it lies (8-12 for a 10 km AOI, a handful of extra tiles), and a run never
-renders a world pyramid.
+tiles, or lower for a small AOI: up to `CONTEXT_ZOOMS` below the maximum while the AOI still
+spans `MIN_AOI_PX` pixels (8-12 for a 15 km AOI, 10-12 for the 3 km sample AOI), so it can
+be zoomed out to see where it lies at the cost of a few tiles per date; a run never renders
+a world pyramid.
 
 Values for the viewer's click and time series: at the maximum zoom each web tile also gets
 a value payload (`value_payload`), the stored values of the COG pixel under each web pixel
@@ -53,7 +54,9 @@ TMS = morecantile.tms.get("WebMercatorQuad")
 TILE_SIZE = 256
 MAX_TILES_AT_MIN_ZOOM = 4
 CONTEXT_ZOOMS = 4
-"""The pyramid reaches at least this many zooms below the native one (cheap: few tiles)."""
+"""The pyramid reaches up to this many zooms below the native one for context..."""
+MIN_AOI_PX = 16
+"""...but stops at the zoom where the AOI's longer side is still at least this many pixels."""
 VALUES_CALLBACK = "geoprocValues"
 """The function a value payload calls (defined by the viewer page)."""
 
@@ -77,7 +80,18 @@ def zoom_range(
         if len(list(TMS.tiles(west, south, east, north, [z]))) <= MAX_TILES_AT_MIN_ZOOM:
             minzoom = z
             break
-    return ZoomRange(minzoom=max(0, min(minzoom, maxzoom - CONTEXT_ZOOMS)), maxzoom=maxzoom)
+    # Zoom out for context, but not below the zoom where the AOI shrinks to a speck: the
+    # viewer has no basemap, so those tiles would show a dot on an empty background.
+    span = max((east - west) / 360.0, abs(_merc(north) - _merc(south)))
+    speck = next((z for z in range(maxzoom + 1) if span * TILE_SIZE * 2**z >= MIN_AOI_PX), maxzoom)
+    context = max(maxzoom - CONTEXT_ZOOMS, speck)
+    return ZoomRange(minzoom=max(0, min(minzoom, context)), maxzoom=maxzoom)
+
+
+def _merc(lat: float) -> float:
+    """Web-mercator y of a latitude as a fraction of the world's height."""
+    lat = max(min(lat, 85.0), -85.0)
+    return math.log(math.tan(math.pi / 4 + math.radians(lat) / 2)) / (2 * math.pi)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import rasterio
 from pyproj import Transformer
 
 from geoproc.publish.colormaps import FLOOD_COLOR, STYLES
-from geoproc.publish.web_tiles import CONTEXT_ZOOMS, TMS, render_tile, zoom_range
+from geoproc.publish.web_tiles import CONTEXT_ZOOMS, MIN_AOI_PX, TMS, render_tile, zoom_range
 from tests.helpers.published_stores import (
     BOUNDARY_LON,
     DATES,
@@ -144,6 +144,11 @@ def test_zoom_levels_are_bounded():
     # minzoom: a small AOI still gets CONTEXT_ZOOMS zooms out (8..12), at one tile each
     assert z30.minzoom == z30.maxzoom - CONTEXT_ZOOMS == 8
     assert len(list(TMS.tiles(*bounds, [z30.minzoom]))) == 1
+    # a 3 km AOI stops zooming out where it would be smaller than MIN_AOI_PX on screen
+    tiny = (11.984, 47.501, 12.026, 47.524)
+    small = zoom_range(tiny, resolution_m=30.0)
+    assert (small.minzoom, small.maxzoom) == (10, 12)
+    assert 0.042 / 360 * 256 * 2**10 >= MIN_AOI_PX > 0.042 / 360 * 256 * 2**9
     # a big AOI starts at the deepest zoom where it fits in at most 4 tiles
     big_bounds = (5.0, 45.0, 15.0, 50.0)
     big = zoom_range(big_bounds, resolution_m=30.0)
