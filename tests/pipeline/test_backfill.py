@@ -78,6 +78,14 @@ def test_backfill_resumes_from_stores_and_isolates_a_failing_unit(
     )
     saved = json.loads((out / "runs" / f"backfill-{report['run_id']}" / "report.json").read_text())
     assert saved["units"] == {"total": 12, "done": 4, "skipped": 4, "failed": 1, "blocked": 3}
+    # the report's tile map: the locked tile failed, the others wrote cube steps or products
+    from geoproc.publish.report_charts import tile_status
+
+    assert tile_status(saved) == {rebuilt: "done", untouched: "done", locked: "failed"}
+    assert set(saved["tiles"]) == set(tiles)
+    # Dask's performance report of the units sits beside the report, linked relatively
+    perf = out / "runs" / f"backfill-{report['run_id']}" / saved["links"]["dask_performance_report"]
+    assert "geoproc-backfill-unit" in perf.read_text()
 
 
 def _tile_request(url: str, out, tiles: str, products: str = "lst"):
