@@ -320,6 +320,19 @@ def test_the_view_round_trips_through_the_url(browser, published, tmp_path):
     assert browser.evaluate("document.getElementById('permalink').getAttribute('href')") == (
         browser.evaluate("location.hash")
     )
+    # a hash edited by hand (or a pasted link) is applied in place
+    browser.evaluate(
+        "location.hash = '#layer=canopy&date=2023&z=12&lat=47.5&lon=11.99&opacity=0.5'"
+    )
+    browser.wait_for(f"{READY} && location.hash.includes('layer=canopy')")
+    assert browser.evaluate(
+        "document.getElementById('layer').selectedOptions[0].textContent"
+    ).startswith("canopy")
+    assert browser.evaluate(
+        "[geoprocViewer.map.getZoom(), document.getElementById('opacity').value]"
+    ) == [12, "50"]
+    browser.evaluate(f"location.hash = '{'#' + '&'.join(f'{k}={v}' for k, v in moved.items())}'")
+    browser.wait_for(f"{READY} && location.hash.includes('layer=flood&date={moved['date']}')")
     # the same URL opened afresh shows the same view
     _open(browser, page, browser.evaluate("location.hash").lstrip("#"))
     browser.wait_for(VALUE_READY)

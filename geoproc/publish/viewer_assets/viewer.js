@@ -404,7 +404,7 @@
     if (i >= 0 && i !== state.layer) { setLayer(i, h.get("date")); } else if (h.get("date")) { setDate(h.get("date")); }
     if (tiles) { tiles.setOpacity(state.opacity); }
     var hz = parseInt(h.get("z"), 10), hlat = parseFloat(h.get("lat")), hlon = parseFloat(h.get("lon"));
-    if (isFinite(hz) && isFinite(hlat) && isFinite(hlon)) { map.setView([hlat, hlon], hz); }
+    if (isFinite(hz) && isFinite(hlat) && isFinite(hlon)) { map.setView([hlat, hlon], hz, { animate: false }); }
     writeHash();
   });
   writeHash();
