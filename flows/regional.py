@@ -74,6 +74,11 @@ def run_product(fn: Callable[..., Any], *args: Any) -> dict:
     return fn(*args)
 
 
+@task(name="timeseries-copy", tags=["object-store"], **_RETRY)
+def timeseries_copy(fn: Callable[..., Any], *args: Any) -> dict:
+    return fn(*args)
+
+
 @task(name="publish", tags=["object-store"], **_RETRY)
 def publish(fn: Callable[..., Any], *args: Any) -> dict:
     return fn(*args)
@@ -107,6 +112,7 @@ class PrefectTasks:
         "plan-and-search": plan_and_search,
         "build-cube": build_cube,
         "run-product": run_product,
+        "timeseries-copy": timeseries_copy,
         "publish": publish,
         "write-report": write_report,
     }

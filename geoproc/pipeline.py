@@ -22,10 +22,11 @@ from geoproc.cube.assemble import CubeOptions
 from geoproc.cube.store import build_parameters, build_tile_store, cube_location
 from geoproc.errors import NoDataError
 from geoproc.grid import Tile, tiles_for_aoi
-from geoproc.product_runner import run_product_on_cube
+from geoproc.product_runner import product_location, run_product_on_cube
 from geoproc.products import update_policy
 from geoproc.progress import NoProgress, Progress
 from geoproc.request import RunRequest, check_catalog
+from geoproc.storage import Location
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,41 @@ def run_product(request: RunRequest, product: str, tile_id: str) -> dict:
         product, cube_location(request.out.url, tile_id), request.out, tile=tile_id, options=options
     )
     return asdict(result)
+
+
+def timeseries_location(out: Location, store: str, tile_id: str) -> Location:
+    """Where the time-chunked copy of a store lives: ``timeseries/cubes/<tile>.zarr`` or
+    ``timeseries/products/<product>/<tile>.zarr``, beside the stores it copies."""
+    return out.join("timeseries", *store.split("/"), f"{tile_id}.zarr")
+
+
+def update_timeseries_copies(request: RunRequest, tile_id: str) -> dict:
+    """Create or extend the time-chunked copies of one tile's cube and product stores.
+
+    Only with the request option ``timeseries_time_chunk`` (``--timeseries-copy``): analysts
+    reading one pixel's year read a few objects instead of one per date (`geoproc bench
+    timeseries`). `rechunk_store` appends only the dates the copy lacks and resumes after a
+    crash, so a scheduled run keeps the copies current at the cost of the new dates.
+    """
+    from geoproc.timeseries.rechunk import rechunk_store
+
+    chunk = request.options["timeseries_time_chunk"]
+    sources = {"cubes": cube_location(request.out.url, tile_id)}
+    for product in request.products:
+        sources[f"products/{product}"] = product_location(request.out, product, tile_id)
+    record: dict[str, str] = {}
+    for store, source in sources.items():
+        if not storage.exists(source.join("zarr.json")) and not storage.exists(
+            source.join(".zgroup")
+        ):
+            continue  # no store for this tile (no data, or the product failed): nothing to copy
+        result = rechunk_store(
+            source.url,
+            timeseries_location(request.out, store, tile_id).url,
+            time_chunk=None if chunk == "all" else int(chunk),
+        )
+        record[store] = result.status
+    return record
 
 
 def dispatch_build_cube(
@@ -331,6 +367,16 @@ def run_pipeline(
     progress.close()
     links = {**(links or {}), **perf.finish()}
 
+    timeseries: dict[str, dict] = {}
+    if request.options.get("timeseries_time_chunk") is not None:
+        t0 = time.perf_counter()
+        records = executor.map(
+            "timeseries-copy", update_timeseries_copies, [(request, t) for t in built]
+        )
+        timeseries = dict(zip(built, records, strict=True))
+        timings["timeseries"] = time.perf_counter() - t0
+        progress.message(f"timeseries: {sum(len(r) for r in records)} copies up to date")
+
     published = None
     if publish_outputs:
         t0 = time.perf_counter()
@@ -347,5 +393,7 @@ def run_pipeline(
         published=published,
         links=links,
     )
+    if timeseries:
+        report["timeseries_copies"] = timeseries
     [report["report_url"]] = executor.map("write-report", write_report, [(request, run_id, report)])
     return report

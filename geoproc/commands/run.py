@@ -70,6 +70,13 @@ def add_request_arguments(
         "one listing) or full (decode every chunk through its crc32c); damaged steps are rebuilt",
     )
     parser.add_argument(
+        "--timeseries-copy",
+        metavar="N|all",
+        default=None,
+        help="also keep a time-chunked copy (N dates per chunk) of every cube and product store "
+        "under OUT/timeseries/, extended with each run's new dates (see `geoproc rechunk`)",
+    )
+    parser.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bar or progress lines on stderr"
     )
 
@@ -111,8 +118,25 @@ def request_from_args(args: argparse.Namespace, products: str):
             "max_cloud_cover": args.max_cloud_cover,
             # only a non-default check enters the request (and so its run id)
             **({"verify": args.verify} if getattr(args, "verify", "quick") != "quick" else {}),
+            **_timeseries_option(getattr(args, "timeseries_copy", None)),
         },
     )
+
+
+def _timeseries_option(text: str | None) -> dict:
+    """``--timeseries-copy N|all`` as a request option (absent: no option, same run id)."""
+    from geoproc.errors import UsageError
+
+    if text is None:
+        return {}
+    if text == "all":
+        return {"timeseries_time_chunk": "all"}
+    try:
+        return {"timeseries_time_chunk": int(text)}
+    except ValueError:
+        raise UsageError(
+            f"--timeseries-copy {text!r}: pass a whole number of dates per chunk or `all`."
+        ) from None
 
 
 def execute(
