@@ -241,6 +241,9 @@
           var done = function () { active -= 1; script.remove(); pump(); };
           waiting[id] = function (meta) { done(); resolve(meta); };
           script.onerror = function () { done(); reject(new Error("values failed to load: " + script.src)); };
+          script.onload = function () {  // runs after the script: it should have called back
+            if (waiting[id]) { delete waiting[id]; done(); reject(new Error("values file without key " + id)); }
+          };
           var parts = key.split("/");
           script.src = la.values_url.replace("{date}", date).replace("{z}", parts[0])
             .replace("{x}", parts[1]).replace("{y}", parts[2]);
