@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 import urllib.request
@@ -92,7 +93,8 @@ class Browser:
         deadline = time.monotonic() + 10
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list") as r:
+                no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                with no_proxy.open(f"http://127.0.0.1:{port}/json/list", timeout=5) as r:
                     pages = [t for t in json.load(r) if t["type"] == "page"]
                 if pages:
                     break
@@ -103,7 +105,11 @@ class Browser:
                 raise RuntimeError("headless Chromium opened no page")
             time.sleep(0.05)
         self.ws = websocket.create_connection(
-            pages[0]["webSocketDebuggerUrl"], timeout=30, suppress_origin=True
+            pages[0]["webSocketDebuggerUrl"],
+            timeout=30,
+            suppress_origin=True,
+            # our own socket: never through an http_proxy set in the environment
+            socket=socket.create_connection(("127.0.0.1", port), timeout=30),
         )
         for domain in ("Page", "Runtime", "Log"):
             self.send(f"{domain}.enable")
