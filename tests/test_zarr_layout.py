@@ -9,7 +9,7 @@ import rasterio
 import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 
-from geoproc.zarr_layout import gdal_readable, to_zarr_kwargs
+from geoproc.zarr_layout import gdal_readable, to_zarr_kwargs, with_compressor
 
 
 def _cf_dataset() -> xr.Dataset:
@@ -66,3 +66,28 @@ def test_zarr_v3_default_is_what_gdal_cannot_read(tmp_path):
     ds.to_zarr(path, mode="w", zarr_format=3, consolidated=True)
     with pytest.raises(rasterio.errors.RasterioIOError):
         rasterio.open(f'ZARR:"{path}":/lst')
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_a_damaged_chunk_fails_to_decode_in_zarr_and_gdal(tmp_path, damage):
+    """zstd's frame checksum (the layout's compressor) replaces Zarr v3's crc32c codec."""
+    ds = _cf_dataset()
+    ds["lst"].encoding["chunks"] = (1, 4, 6)  # one chunk per time step
+    path = tmp_path / "cube.zarr"
+    with_compressor(gdal_readable(ds)).to_zarr(path, mode="w", **to_zarr_kwargs())
+    chunk = path / "lst" / "1.0.0"
+    data = bytearray(chunk.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x01
+    else:
+        del data[len(data) // 2 :]
+    chunk.write_bytes(bytes(data))
+    back = xr.open_zarr(path)
+    np.testing.assert_array_equal(back["lst"][0].values, ds["lst"][0].values)  # intact step
+    with pytest.raises(RuntimeError, match="Zstd decompression error"):
+        _ = back["lst"][1].values
+    with rasterio.open(f'ZARR:"{path}":/lst') as src:
+        np.testing.assert_array_equal(src.read(1), ds["lst"][0].values)
+        with pytest.raises(rasterio.errors.RasterioIOError):
+            src.read(2)
