@@ -104,15 +104,19 @@ class Browser:
                 self.close()
                 raise RuntimeError("headless Chromium opened no page")
             time.sleep(0.05)
-        self.ws = websocket.create_connection(
-            pages[0]["webSocketDebuggerUrl"],
-            timeout=30,
-            suppress_origin=True,
-            # our own socket: never through an http_proxy set in the environment
-            socket=socket.create_connection(("127.0.0.1", port), timeout=30),
-        )
-        for domain in ("Page", "Runtime", "Log"):
-            self.send(f"{domain}.enable")
+        try:
+            self.ws = websocket.create_connection(
+                pages[0]["webSocketDebuggerUrl"],
+                timeout=30,
+                suppress_origin=True,
+                # our own socket: never through an http_proxy set in the environment
+                socket=socket.create_connection(("127.0.0.1", port), timeout=30),
+            )
+            for domain in ("Page", "Runtime", "Log"):
+                self.send(f"{domain}.enable")
+        except BaseException:
+            self.close()  # no browser left running when the connection fails
+            raise
 
     def send(self, method: str, **params) -> dict:
         """Send one CDP command and return its result (events seen meanwhile are kept)."""
