@@ -8,6 +8,7 @@ messages.
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import re
 from dataclasses import dataclass
@@ -209,6 +210,13 @@ def write_bytes_atomic(url: str | os.PathLike | Location, data: bytes) -> None:
         os.replace(tmp, target)
         return
     fs, path = filesystem(location)
+    if location.scheme == "s3":
+        # browsers refuse a stylesheet or a page served as binary/octet-stream (the default
+        # of a bare PUT): published viewers and reports must carry their content type
+        content_type = mimetypes.guess_type(path)[0]
+        if content_type:
+            fs.pipe_file(path, data, ContentType=content_type)
+            return
     fs.pipe_file(path, data)
 
 

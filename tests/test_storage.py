@@ -81,6 +81,18 @@ def test_atomic_small_objects_local_and_s3(tmp_path, s3_bucket):
     assert not list((tmp_path / "m").glob(".*tmp*"))
 
 
+@pytest.mark.integration
+def test_s3_objects_carry_their_content_type(s3_bucket):
+    """A published viewer served from S3 loads only if its css/js/html say what they are."""
+    fs, _ = storage.filesystem(f"s3://{s3_bucket}/x")
+    expected = {"index.html": "text/html", "leaflet.css": "text/css", "t.png": "image/png"}
+    for name in (*expected, "chunk.0"):
+        storage.write_bytes_atomic(f"s3://{s3_bucket}/site/{name}", b"x")
+    for name, content_type in expected.items():
+        assert fs.info(f"{s3_bucket}/site/{name}")["ContentType"] == content_type
+    assert storage.read_bytes(f"s3://{s3_bucket}/site/chunk.0") == b"x"  # unknown: plain PUT
+
+
 def test_remove_partial_writes_only_touches_orphans(tmp_path):
     store = tmp_path / "a.zarr"
     (store / "red" / "c" / "0").mkdir(parents=True)
