@@ -161,6 +161,25 @@ def test_batches_respect_the_memory_budget_and_cover_every_chunk(cube_url):
     assert len(plan_batches(grid, kernel, EngineOptions(batch_memory_bytes=1))) == 18
 
 
+def test_default_plan_pipelines_equal_windows():
+    """A default run never makes a tile one serial read -> compute -> write (one window)
+    nor a big window plus thin strips: >= 2 x 2 equal windows, >= 4 batches."""
+    from geoproc.inference.engine import Grid, window_chunks
+
+    kernel = ModelKernel(find_card("tiny-fcn"))  # halo 4
+    for side, k, shape in ((512, 1, (260, 260)), (1024, 2, (516, 516))):
+        for budget_mib in (128, 256, 512):
+            options = EngineOptions(batch_memory_bytes=budget_mib << 20)
+            grid = Grid(nt=1, ny=side, nx=side, cy=256, cx=256)
+            batches = plan_batches(grid, kernel, options)
+            assert window_chunks(grid, kernel, options) == k
+            assert [len(b) for b in batches] == [1, 1, 1, 1]
+            assert {b[0].window_shape for b in batches} == {shape}
+    # a 10 x 10 chunk tile with room for 8-chunk windows gets two 5-chunk windows a side
+    grid = Grid(nt=1, ny=2560, nx=2560, cy=256, cx=256)
+    assert window_chunks(grid, kernel, EngineOptions(batch_memory_bytes=4 << 30)) == 5
+
+
 def test_bad_inputs_and_foreign_stores_are_refused(cube_url, tmp_path):
     sar = ArrayKernel(
         lambda b: {"x": b[:, 0]},

@@ -36,7 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--times", type=int, default=1, help="time steps in the synthetic cube")
     p.add_argument("--chunk", type=int, default=256, help="y/x chunk size of the synthetic cube")
     p.add_argument("--cube", default=None, help="benchmark a real cube store URL instead")
-    p.add_argument("--batch-mb", type=int, default=256, help="engine batch memory budget (MiB)")
+    p.add_argument(
+        "--batch-mb",
+        type=int,
+        default=None,
+        help="engine batch memory budget in MiB (default: the engine's own, so the bench "
+        "measures what a default run does)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--precision", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -74,7 +80,7 @@ def _main(args: argparse.Namespace) -> int:
             common = {
                 "cube": url,
                 "model": args.model,
-                "batch_bytes": args.batch_mb * _MiB,
+                "batch_bytes": args.batch_mb * _MiB if args.batch_mb else None,
                 "device": args.device,
                 "precision": args.precision,
                 "threads": args.threads,
@@ -177,7 +183,8 @@ def _measure(params: dict) -> dict:
     )
     kernel = ModelKernel(find_card(params["model"]), device=device)
     kernel.forward(np.zeros((1, len(kernel.inputs), 8, 8), np.float32))  # load + warm up
-    options = EngineOptions(batch_memory_bytes=params["batch_bytes"])
+    budget = {"batch_memory_bytes": params["batch_bytes"]} if params["batch_bytes"] else {}
+    options = EngineOptions(**budget)
     cube = open_cube(params["cube"])
     grid = cube_grid(cube, kernel, cube_url=params["cube"])
     pixels = grid.nt * grid.ny * grid.nx
@@ -199,7 +206,7 @@ def _measure(params: dict) -> dict:
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
         elif params["mode"] == "engine":
-            opts = EngineOptions(batch_memory_bytes=params["batch_bytes"], overwrite=True)
+            opts = EngineOptions(**budget, overwrite=True)
             stats = run_inference(params["cube"], kernel, params["out"], options=opts)
             extra = {
                 "read_s": stats.seconds_read,
