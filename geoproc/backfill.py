@@ -17,7 +17,7 @@ import traceback
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from geoproc import __version__, pipeline, run_report, storage
+from geoproc import __version__, pipeline, run_report, storage, zarr_layout
 from geoproc.cube.store import completed_step_keys, cube_location
 from geoproc.errors import GeoprocError, UsageError
 from geoproc.grid import Tile
@@ -62,7 +62,7 @@ def plan_units(request: RunRequest, *, period_months: int = 3) -> tuple[list[Til
 
 def _completed_keys(request: RunRequest, tile_id: str) -> set[tuple[int, str]]:
     location = cube_location(request.out.url, tile_id)
-    if not storage.exists(location.join("zarr.json")):
+    if not zarr_layout.is_store(location):
         return set()
     return completed_step_keys(location)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from geoproc import __version__, dask_exec, run_report, storage
+from geoproc import __version__, dask_exec, run_report, storage, zarr_layout
 from geoproc.catalog.search import SearchResult, TimeStep, search_tiles
 from geoproc.cube.assemble import CubeOptions
 from geoproc.cube.store import build_parameters, build_tile_store, cube_location
@@ -134,9 +134,7 @@ def update_timeseries_copies(request: RunRequest, tile_id: str) -> dict:
         sources[f"products/{product}"] = product_location(request.out, product, tile_id)
     record: dict[str, str] = {}
     for store, source in sources.items():
-        if not storage.exists(source.join("zarr.json")) and not storage.exists(
-            source.join(".zgroup")
-        ):
+        if not zarr_layout.is_store(source):
             continue  # no store for this tile (no data, or the product failed): nothing to copy
         result = rechunk_store(
             source.url,

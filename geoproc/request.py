@@ -285,8 +285,10 @@ def _check_aoi(aoi: Any) -> None:
 def _check_options(options: dict[str, Any]) -> None:
     """The numeric options every run reads (the same limits as the CLI's flags)."""
     chunk = options.get("timeseries_time_chunk")
-    if chunk is not None and chunk != "all" and (
-        isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1
+    if (
+        chunk is not None
+        and chunk != "all"
+        and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1)
     ):
         raise UsageError(
             f"timeseries_time_chunk (--timeseries-copy) {chunk!r}: pass a whole number of "

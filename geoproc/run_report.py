@@ -137,10 +137,11 @@ def masked_fractions(out_url: str, tile_id: str, *, steps: list[str] | None = No
     """
     import xarray as xr
 
+    from geoproc import zarr_layout
     from geoproc.cube.store import cube_location
 
     location = cube_location(out_url, tile_id)
-    if not storage.exists(location.join("zarr.json")):
+    if not zarr_layout.is_store(location):
         return []
     ds = xr.open_zarr(storage.zarr_store(location, read_only=True), consolidated=True)
     times = ds["time"].values.astype("datetime64[s]").astype(str)

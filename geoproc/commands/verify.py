@@ -34,7 +34,7 @@ def run_verify(args: argparse.Namespace) -> int:
     stores = cube_stores(args.url)
     if not stores:
         raise UsageError(
-            f"{args.url} holds no cube store (no zarr.json, no cubes/*.zarr): pass a store or "
+            f"{args.url} holds no cube store (no .zgroup or zarr.json, no cubes/*.zarr): pass a store or "
             "the --out of a build."
         )
     level = "quick" if args.quick else "full"

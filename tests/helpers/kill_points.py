@@ -104,10 +104,10 @@ def tree_digest(root: Path, *, exclude_top: Sequence[str] = ("runs",)) -> dict[s
 
 
 def any_chunk(store: Path) -> bool:
-    """Whether a Zarr v3 store holds at least one chunk object (`VAR/c/...`)."""
+    """Whether a Zarr v2 store holds at least one chunk object (`VAR/0.0.0`)."""
     if not store.is_dir():
         return False
-    return any(p.is_file() for p in store.glob("*/c/**/*"))
+    return any(p.is_file() for p in store.glob("*/[0-9]*"))
 
 
 def leftovers(root: Path) -> list[str]:

@@ -179,4 +179,4 @@ def test_published_stac_is_valid(small_run):
                 if asset["href"].endswith(".tif"):
                     assert (path.parent / asset["href"]).resolve().is_file()
                 if asset["href"].endswith(".zarr"):
-                    assert (path.parent / asset["href"]).resolve().joinpath("zarr.json").is_file()
+                    assert (path.parent / asset["href"]).resolve().joinpath(".zgroup").is_file()

@@ -15,11 +15,11 @@ def test_product_on_a_truncated_chunk_names_the_step_and_the_repair(tmp_path):
     _build(cat, tmp_path / "out")
     store = _store(tmp_path / "out")
     refuse_damaged_cube(str(store))  # a good cube passes the quick check
-    (store / "red" / "c" / "1" / "0" / "0").write_bytes(b"")
+    (store / "red" / "1.0.0").write_bytes(b"")
     with pytest.raises(StoreError) as err:
         run_product_on_cube("lst", str(store), str(tmp_path / "out"), tile=TILE.id)
     message = str(err.value)
-    assert "damaged" in message and "step 1: red: chunk c/1/0/0 is 0 bytes" in message
+    assert "damaged" in message and "step 1: red: chunk 1.0.0 is 0 bytes" in message
     assert "geoproc cube build" in message and "--collections" not in message
     products = tmp_path / "out" / "products"
     assert not [f for f in products.rglob("*") if f.is_file()]  # nothing written, lock released

@@ -157,7 +157,7 @@ def test_new_dates_append_to_an_incremental_product(tmp_path):
             storage.zarr_store(url), mode="w", consolidated=True, zarr_format=3
         )
         first = run_product_on_cube("lst", url, str(tmp_path / "out"), tile="T")
-        old_chunk = Path(first.store) / "lst" / "c" / "0" / "0" / "0"
+        old_chunk = Path(first.store) / "lst" / "0.0.0"
         stamp = old_chunk.stat().st_mtime_ns
         xr.Dataset({"time_complete": ("time", np.ones(10, bool))}).to_zarr(
             storage.zarr_store(url), mode="r+", region={"time": slice(0, 10)}

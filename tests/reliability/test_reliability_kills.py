@@ -185,18 +185,16 @@ def _complete_steps(cube: Path) -> int:
 
 def _laid_out_not_consolidated(cube: Path) -> bool:
     """The template is written but its consolidated metadata is not (yet)."""
-    import json
-
-    try:
-        root = json.loads((cube / "zarr.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return (cube / "time").is_dir() and not root.get("consolidated_metadata")
+    return (
+        (cube / ".zgroup").is_file()
+        and (cube / "time").is_dir()
+        and not (cube / ".zmetadata").exists()
+    )
 
 
 def _band_chunk_written(cube: Path) -> bool:
     """A step's data (not only the template's coordinates) is being written."""
-    return any(p.is_file() for p in (cube / "red" / "c").glob("**/*")) if cube.is_dir() else False
+    return any(p.is_file() for p in (cube / "red").glob("[0-9]*")) if cube.is_dir() else False
 
 
 # moment -> (tasks whose worker is killed, the store state that says the task is under way)
