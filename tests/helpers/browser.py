@@ -20,6 +20,16 @@ from pathlib import Path
 import pytest
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+HEADLESS_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+"""Headless, and no background connections (the test machines have no network to offer)."""
 INSTALL_HINT = (
     "install a headless Chromium to run it: `sudo apt-get install -y chromium` (Debian/Ubuntu), "
     "`brew install --cask chromium` (macOS), or put chromium/google-chrome on PATH"
@@ -64,13 +74,7 @@ class Browser:
         self.proc = subprocess.Popen(
             [
                 chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
+                *HEADLESS_FLAGS,
                 "--hide-scrollbars",
                 "--remote-debugging-port=0",
                 f"--user-data-dir={profile}",

@@ -26,7 +26,7 @@ from pyproj import Transformer
 
 from geoproc.publish.colormaps import DRY_COLOR, FLOOD_COLOR, PERMANENT_WATER_COLOR, STYLES
 from geoproc.publish.viewer import LEAFLET_VERSION, opening_date, viewer_files, viewer_html
-from tests.helpers.browser import Browser, require_chromium
+from tests.helpers.browser import HEADLESS_FLAGS, Browser, require_chromium
 from tests.helpers.published_stores import DATES, TILES, shared_published, water_of
 
 READY = "document.getElementById('status').dataset.state === 'ready'"
@@ -75,13 +75,7 @@ def _run(chromium: str, url: str, tmp: Path, *extra: str) -> subprocess.Complete
     return subprocess.run(
         [
             chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
+            *HEADLESS_FLAGS,
             f"--user-data-dir={tmp / 'profile'}",
             "--window-size=1024,768",
             "--virtual-time-budget=5000",
