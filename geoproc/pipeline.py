@@ -20,7 +20,7 @@ from geoproc import __version__, dask_exec, run_report, storage, zarr_layout
 from geoproc.catalog.search import SearchResult, TimeStep, search_tiles
 from geoproc.cube.assemble import CubeOptions
 from geoproc.cube.store import build_parameters, build_tile_store, cube_location
-from geoproc.errors import NoDataError
+from geoproc.errors import GeoprocError, NoDataError
 from geoproc.grid import Tile, tiles_for_aoi
 from geoproc.product_runner import product_location, run_product_on_cube
 from geoproc.products import update_policy
@@ -136,11 +136,16 @@ def update_timeseries_copies(request: RunRequest, tile_id: str) -> dict:
     for store, source in sources.items():
         if not zarr_layout.is_store(source):
             continue  # no store for this tile (no data, or the product failed): nothing to copy
-        result = rechunk_store(
-            source.url,
-            timeseries_location(request.out, store, tile_id).url,
-            time_chunk=None if chunk == "all" else int(chunk),
-        )
+        try:
+            result = rechunk_store(
+                source.url,
+                timeseries_location(request.out, store, tile_id).url,
+                time_chunk=None if chunk == "all" else int(chunk),
+            )
+        except GeoprocError as exc:  # the stores are done: report the copy, keep the run's work
+            log.warning("time-series copy of %s/%s failed: %s", store, tile_id, exc)
+            record[store] = f"failed: {exc} (set by the run's --timeseries-copy)"
+            continue
         record[store] = result.status
     return record
 

@@ -38,7 +38,7 @@ def run_rechunk(args: argparse.Namespace) -> int:
         args.url,
         args.out,
         time_chunk=parse_time_chunk(args.time_chunk),
-        space_chunk=args.space_chunk or DEFAULT_SPACE_CHUNK,
+        space_chunk=DEFAULT_SPACE_CHUNK if args.space_chunk is None else args.space_chunk,
     )
     print(json.dumps(asdict(result), indent=2))
     print(

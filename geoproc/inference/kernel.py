@@ -116,6 +116,10 @@ class ModelKernel:
             "model_architecture": self.card.architecture,
             "model_framework": f"PyTorch {self.card.framework_version}",
             "model_halo": str(self.halo),
+            # a resumed store must have been started with the same bands in the same order
+            # and the same arithmetic, or it would mix chunks computed two ways
+            "model_inputs": ",".join(self.inputs),
+            "model_precision": self.device_options.precision,
         }
 
     def _ensure_ready(self) -> torch.nn.Module:

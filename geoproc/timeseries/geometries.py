@@ -83,7 +83,12 @@ def read_points(path: str, *, crs: str | None = None) -> Points:
         if len(c) < 2:
             raise UsageError(f"--points {path}: feature {i} has no coordinates.")
         ids.append(fid if fid is not None else str(i))
-        coords.append((float(c[0]), float(c[1])))
+        try:
+            coords.append((float(c[0]), float(c[1])))
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"--points {path}: feature {i}'s coordinates {c!r} are not [lon, lat] numbers."
+            ) from None
     xy = np.asarray(coords, float).reshape(-1, 2)
     _check_lonlat(xy[:, 0], xy[:, 1], path, "--points")
     return Points(_unique(ids, path, "--points"), xy[:, 0], xy[:, 1], WGS84)
@@ -145,7 +150,9 @@ def _features(file: Path, option: str) -> list[tuple[str | None, dict]]:
     else:
         feats = [{"type": "Feature", "geometry": doc}]
     out = []
-    for f in feats:
+    for i, f in enumerate(feats):
+        if not isinstance(f, dict):
+            raise UsageError(f"{option} {file}: feature {i} is not a GeoJSON object.")
         props = f.get("properties") or {}
         fid = f.get("id", props.get("id", props.get("name")))
         out.append((None if fid is None else str(fid), f.get("geometry") or {}))

@@ -43,7 +43,7 @@ import zarr
 
 from geoproc import storage
 from geoproc.errors import UsageError
-from geoproc.zarr_layout import ZARR_FORMAT, gdal_readable, to_zarr_kwargs
+from geoproc.zarr_layout import ZARR_FORMAT, compressor, gdal_readable, to_zarr_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,39 @@ def _committed(
     if _strings_grow(ds, tdim, index, dst):
         log.warning("%s: a text coordinate got longer values; rebuilding the copy", dst.url)
         return None
+    changed = _source_rewritten(attrs, ds, tdim, index[:n])
+    if changed:
+        log.warning("%s: %s since the last copy; rebuilding the copy", dst.url, changed)
+        return None
     return info
+
+
+STORE_PROVENANCE = ("geoproc:input_fingerprint", "algorithm_version")
+"""Root attributes that change when a product store is rewritten (flood and canopy rewrite
+every date when a date is added; any product when its version or parameters change). Not a
+cube's ``geoproc:parameters``: it holds the request's dates, which every run moves."""
+
+
+def _source_rewritten(copied: dict, ds: xr.Dataset, tdim: str, index: np.ndarray) -> str | None:
+    """Why the dates already copied may no longer hold the source's values, or None.
+
+    Dates and variable names alone cannot tell: a product store rewritten in full keeps its
+    dates, and a cube rewrites a complete step in place when a late or reprocessed granule
+    arrives. The copy keeps the source's root attributes as they were (`_commit`), so the
+    store's provenance and each copied date's source lists are compared with the source's.
+    """
+    source = json.loads(json.dumps(ds.attrs, default=str))
+    for key in STORE_PROVENANCE:
+        if copied.get(key) != source.get(key):
+            return f"the source's {key} changed"
+    n_time = int(ds.sizes[tdim])
+    for key, value in source.items():
+        if key.startswith("geoproc:source") and isinstance(value, list) and len(value) == n_time:
+            before = copied.get(key)
+            now = [value[i] for i in index]
+            if not isinstance(before, list) or before[: len(now)] != now:
+                return f"the source's {key} of copied dates changed"
+    return None
 
 
 def _strings_grow(ds: xr.Dataset, tdim: str, index: np.ndarray, dst: storage.Location) -> bool:
@@ -294,6 +326,8 @@ def _clean_encoding(var: xr.Variable, chunks: tuple[int, ...] | None) -> dict:
         enc = {}
     if chunks is not None:
         enc["chunks"] = chunks
+    # the layout's codec (zstd with its frame checksum): damage in a copy fails loudly too
+    enc["compressors"] = [compressor()]
     return enc
 
 
@@ -310,7 +344,13 @@ def _write_layout(store, raw_src: zarr.Group, ds: xr.Dataset, tdim: str, index: 
     if n_old == 0:
         import dask.array as da
 
-        template = ds.isel({tdim: index})
+        # other variables along time (canopy's (year, class, y, x) probabilities) are left out:
+        # an append could not grow them with the 3-D arrays, and they are not point series
+        others = [n for n, v in ds.data_vars.items() if tdim in v.dims and n not in arrays3d
+                  and v.dims != (tdim,)]  # fmt: skip
+        if others:
+            log.info("%s: not copied (not (%s, y, x) series): %s", tdim, tdim, ", ".join(others))
+        template = ds.drop_vars(others).isel({tdim: index})
         encoding = {}
         for name, var in template.variables.items():
             if name in arrays3d:

@@ -97,6 +97,8 @@ def open_series_store(
     ds = _open(location, option)
     if cube and "time_complete" in ds:
         ds = ds.isel(time=np.flatnonzero(ds["time_complete"].values.astype(bool)))
+        if not ds.sizes["time"]:
+            raise UsageError(f"{option} {location.url} holds no complete date yet: build it first.")
     crs = _crs_of(ds, location.url, option)
     transform = _transform_of(ds, location.url, option)
     if variables is not None:

@@ -105,3 +105,21 @@ def test_parquet_holds_the_same_table_as_csv(cube, points, tmp_path):
     assert pq["value"].isna().tolist() == cs["value"].isna().tolist()
     assert pq["value"].fillna(-1).tolist() == cs["value"].fillna(-1).tolist()
     assert pq["time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ").tolist() == cs["time"].tolist()
+
+
+@pytest.mark.parametrize(
+    ("features", "option", "text"),
+    [
+        ([1], "--polygons", "feature 0 is not a GeoJSON object"),
+        ([{"type": "Feature", "geometry": {"type": "Point", "coordinates": [[1, 2], 3]}}],
+         "--points", "feature 0's coordinates"),
+    ],
+)  # fmt: skip
+def test_malformed_geojson_is_a_usage_error(cube, tmp_path, capsys, features, option, text):
+    import json
+
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    out = tmp_path / "o.csv"
+    code, err = _run(capsys, option, bad, "--cube", cube, "--variables", "red", "--out", out)
+    assert code == 2 and text in err and "Traceback" not in err and not out.exists()

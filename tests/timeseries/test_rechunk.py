@@ -223,3 +223,57 @@ def test_copy_and_extract_on_s3(cube, tmp_path, s3_bucket, capsys):
 
     assert storage.read_bytes(f"s3://{s3_bucket}/a.csv") == (tmp_path / "b.csv").read_bytes()
     assert not storage.exists(f"s3://{s3_bucket}/timeseries/T1.zarr.rechunk")
+
+
+@pytest.mark.parametrize("rewrite", ["product", "cube-step"])
+def test_a_source_rewritten_in_place_is_copied_again(cube, tmp_path, capsys, rewrite):
+    """Same dates, new values: a rewritten product store or a cube step rebuilt from a late
+    granule must not leave the copy holding the old values as "up to date"."""
+    out = tmp_path / "copy.zarr"
+    src = zarr.open_group(str(cube), mode="r+")
+    n = src["time"].shape[0]
+    src.attrs.update(
+        {"geoproc:input_fingerprint": "a", "geoproc:source_items": [[f"i{k}"] for k in range(n)]}
+    )
+    zarr.consolidate_metadata(str(cube))
+    assert _rechunk(cube, out) == 0
+    red = src["red"]
+    red[0] = red[0] + 7  # date 0 rewritten in place
+    if rewrite == "product":
+        src.attrs["geoproc:input_fingerprint"] = "b"
+    else:
+        src.attrs["geoproc:source_items"] = [["late"], *[[f"i{k}"] for k in range(1, n)]]
+    zarr.consolidate_metadata(str(cube))
+    capsys.readouterr()
+    assert _rechunk(cube, out) == 0
+    assert '"status": "written"' in capsys.readouterr().out
+    _assert_exact_copy(cube, out)
+    assert _rechunk(cube, out) == 0  # and now it is current
+    assert '"status": "up to date"' in capsys.readouterr().out
+
+
+def test_a_per_year_class_variable_is_left_out_and_appends_open(tmp_path):
+    """Canopy's (year, class, y, x) probabilities are not series: left out, so a new year
+    grows every copied array together and the copy still opens."""
+    import xarray as xr
+
+    from geoproc.timeseries.rechunk import rechunk_store
+
+    def canopy(n: int) -> xr.Dataset:
+        return xr.Dataset(
+            {
+                "canopy": (("year", "y", "x"), np.arange(n * 64, dtype="u1").reshape(n, 8, 8)),
+                "prob": (("year", "class", "y", "x"), np.ones((n, 3, 8, 8), "f4")),
+            },
+            coords={"year": np.arange(2020, 2020 + n), "class": ["a", "b", "c"],
+                    "y": np.arange(8.0), "x": np.arange(8.0)},
+        )  # fmt: skip
+
+    src, out = tmp_path / "canopy.zarr", tmp_path / "copy.zarr"
+    canopy(2).to_zarr(src, zarr_format=2, mode="w")
+    assert rechunk_store(str(src), str(out)).status == "written"
+    canopy(3).to_zarr(src, zarr_format=2, mode="w")
+    assert rechunk_store(str(src), str(out)).status == "appended"
+    copy = xr.open_zarr(out)
+    assert "prob" not in copy and copy.sizes["year"] == 3
+    np.testing.assert_array_equal(copy["canopy"].values, canopy(3)["canopy"].values)
