@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=("quick", "full"),
         default="quick",
         help="check the steps a rerun would skip: quick (chunks present and non-empty) or full "
-        "(decode every chunk through its crc32c); damaged steps are rebuilt and listed",
+        "(decode every chunk through its checksum); damaged steps are rebuilt and listed",
     )
     build.add_argument(
         "--record", default=None, help="write the run record JSON here (default: stdout)"

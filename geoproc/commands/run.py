@@ -67,7 +67,7 @@ def add_request_arguments(
         choices=("quick", "full"),
         default="quick",
         help="check the cube steps a rerun would skip: quick (every chunk present and non-empty, "
-        "one listing) or full (decode every chunk through its crc32c); damaged steps are rebuilt",
+        "one listing) or full (decode every chunk through its checksum); damaged steps are rebuilt",
     )
     parser.add_argument(
         "--timeseries-copy",

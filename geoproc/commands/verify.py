@@ -10,7 +10,7 @@ import sys
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "verify",
-        help="check cube stores chunk by chunk (crc32c) and name damaged time steps",
+        help="check cube stores chunk by chunk (checksums) and name damaged time steps",
     )
     parser.add_argument(
         "url", help="a cube store (.../cubes/TILE.zarr) or an output root holding cubes/"
