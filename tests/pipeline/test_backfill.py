@@ -173,9 +173,7 @@ def test_a_corrupt_input_is_recorded_and_a_corrupt_store_fails_only_its_unit(
     )  # fmt: skip
     cube = xr.open_zarr(out / "cubes" / f"{damaged_store}.zarr", consolidated=True)
     l30 = int(np.flatnonzero(cube["platform"].values.astype(str) == "L30")[3])
-    (out / "cubes" / f"{damaged_store}.zarr" / "lwir11" / "c" / str(l30) / "0" / "0").write_bytes(
-        b"not a chunk"
-    )
+    (out / "cubes" / f"{damaged_store}.zarr" / "lwir11" / f"{l30}.0.0").write_bytes(b"not a chunk")
 
     with serve_archive(archive) as url:
         request = _tile_request(url, out, f"{damaged_cog},{damaged_store}")
