@@ -19,6 +19,7 @@ from geoproc.inference.engine import EngineOptions, run_inference
 from geoproc.inference.kernel import ArrayKernel, ModelKernel
 from geoproc.inference.markers import MARKER_DIR
 from geoproc.products.base import VariableSpec
+from tests.helpers.store_bytes import store_bytes
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -126,15 +127,6 @@ class _Crashing(ModelKernel):
         return super().forward(batch, **kw)
 
 
-def _store_bytes(url: str) -> dict[str, bytes]:
-    root = Path(url)
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and MARKER_DIR not in p.parts
-    }
-
-
 def test_interrupted_blended_run_resumes_to_the_clean_bytes_and_dask_agrees(cube_url, tmp_path):
     opts = EngineOptions(blend="linear", tile=32, overlap=8, window_chunks=1,
                          batch_memory_bytes=200_000)  # fmt: skip
@@ -147,9 +139,9 @@ def test_interrupted_blended_run_resumes_to_the_clean_bytes_and_dask_agrees(cube
     assert 0 < finished < 9
     stats = run_inference(cube_url, _kernel(), resumed, options=opts)
     assert stats.chunks_skipped == finished and stats.chunks_written == 9 - finished
-    assert _store_bytes(resumed) == _store_bytes(clean)
+    assert store_bytes(resumed) == store_bytes(clean)
     run_inference_dask(cube_url, _kernel(), dasked, options=opts)
-    assert _store_bytes(dasked) == _store_bytes(clean)
+    assert store_bytes(dasked) == store_bytes(clean)
     # another blend on the same store is refused: its bytes would differ
     with pytest.raises(Exception, match="another model"):
         run_inference(cube_url, _kernel(), clean, options=EngineOptions(blend="cosine", tile=32))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,20 +14,11 @@ from geoproc.inference.dask_runner import run_inference_dask
 from geoproc.inference.device import DeviceOptions
 from geoproc.inference.engine import EngineOptions, run_inference
 from geoproc.inference.kernel import ModelKernel
-from geoproc.inference.markers import MARKER_DIR
 from geoproc.inference.registry import find_card
+from tests.helpers.store_bytes import store_bytes
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 OPTIONS = EngineOptions(batch_memory_bytes=600_000)
-
-
-def _store_bytes(url: str) -> dict[str, bytes]:
-    root = Path(url)
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and MARKER_DIR not in p.parts
-    }
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +54,7 @@ def test_dask_distributed_equals_in_process_bytes(cube_url, tmp_path):
     run_inference(cube_url, kernel, local, options=OPTIONS)
     stats, _ = _run_on_cluster(cube_url, dist, kernel, processes=False)
     assert stats.chunks_written == 2 * 3 * 2
-    assert _store_bytes(dist) == _store_bytes(local)
+    assert store_bytes(dist) == store_bytes(local)
     rerun = run_inference_dask(cube_url, kernel, dist, options=OPTIONS)
     assert rerun.chunks_written == 0 and rerun.chunks_skipped == 12
 
@@ -93,7 +83,7 @@ def test_dask_worker_processes_equal_in_process_bytes(cube_url, tmp_path):
     stats, loads = _run_on_cluster(cube_url, dist, kernel, processes=True)
     assert stats.chunks_written == 12
     assert all(n <= 1 for n in loads.values()) and sum(loads.values()) >= 1
-    assert _store_bytes(dist) == _store_bytes(local)
+    assert store_bytes(dist) == store_bytes(local)
 
 
 def _cached_models() -> int:

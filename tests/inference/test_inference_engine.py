@@ -25,6 +25,7 @@ from geoproc.inference.markers import MARKER_DIR
 from geoproc.inference.registry import find_card, load_model
 from geoproc.products.base import VariableSpec
 from tests.helpers.paths import REPO_ROOT
+from tests.helpers.store_bytes import store_bytes
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -47,15 +48,6 @@ def _whole_image(cube: xr.Dataset, bands, t: int) -> np.ndarray:
     x = np.nan_to_num(model.card.normalise(x), nan=0.0)
     with torch.inference_mode():
         return model.module(torch.from_numpy(x)).numpy()[0]
-
-
-def _store_bytes(url: str) -> dict[str, bytes]:
-    root = Path(url)
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and MARKER_DIR not in p.parts
-    }
 
 
 @pytest.mark.parametrize(
@@ -261,19 +253,19 @@ def test_killed_run_resumed_gives_the_same_bytes_as_a_clean_run(
     stats = run_inference(cube_url, kernel, resumed, options=SMALL_BATCHES)
     assert stats.chunks_skipped >= finished - 2  # at most the last batch is redone
     assert stats.chunks_written == 18 - stats.chunks_skipped
-    assert _store_bytes(resumed) == _store_bytes(clean)
-    assert len(_store_bytes(clean)) > 10
+    assert store_bytes(resumed) == store_bytes(clean)
+    assert len(store_bytes(clean)) > 10
 
 
 def test_rerun_skips_everything_and_overwrite_recomputes(cube_url, tmp_path):
     out = str(tmp_path / "o.zarr")
     first = run_inference(cube_url, NDVI, out)
-    before = _store_bytes(out)
+    before = store_bytes(out)
     again = run_inference(cube_url, NDVI, out)
     assert again.chunks_written == 0 and again.chunks_skipped == first.chunks_written
     redo = run_inference(cube_url, NDVI, out, options=EngineOptions(overwrite=True))
     assert redo.chunks_written == first.chunks_written
-    assert _store_bytes(out) == before
+    assert store_bytes(out) == before
 
 
 def test_synthetic_cube_masks_are_nan():
@@ -299,7 +291,7 @@ def test_new_cube_dates_extend_the_product_and_match_a_clean_run(tmp_path):
     np.testing.assert_array_equal(grown.time.values, full.time.values)
     clean = str(tmp_path / "clean.zarr")
     run_inference(cube, kernel, clean, options=SMALL_BATCHES)
-    grown_bytes, clean_bytes = _store_bytes(out), _store_bytes(clean)
+    grown_bytes, clean_bytes = store_bytes(out), store_bytes(clean)
     chunks = [  # chunk objects in either Zarr format (v2 "0.1.2", v3 "c/0/1/2")
         k
         for k in clean_bytes

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import xarray as xr
@@ -12,9 +10,9 @@ from geoproc.dev.synthetic_cube import write_synthetic_cube
 from geoproc.errors import UsageError
 from geoproc.inference.engine import EngineOptions, run_inference
 from geoproc.inference.kernel import ModelKernel
-from geoproc.inference.markers import MARKER_DIR
 from geoproc.inference.registry import find_card
 from geoproc.inference.uncertainty import EnsembleKernel, MCDropoutKernel
+from tests.helpers.store_bytes import store_bytes
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 OPTIONS = EngineOptions(batch_memory_bytes=2_000_000)
@@ -27,22 +25,13 @@ def cube_url(tmp_path_factory) -> str:
     return url
 
 
-def _bytes(url: str) -> dict[str, bytes]:
-    root = Path(url)
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and MARKER_DIR not in p.parts
-    }
-
-
 def test_mc_dropout_mean_and_spread_are_reproducible(cube_url, tmp_path):
     model = ModelKernel(find_card("tiny-fcn"))
     mc = MCDropoutKernel(model, passes=6)
     a, b = str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr")
     run_inference(cube_url, mc, a, options=OPTIONS)
     run_inference(cube_url, mc, b, options=OPTIONS)
-    assert _bytes(a) == _bytes(b)  # fixed seeds per batch: reruns give the same bytes
+    assert store_bytes(a) == store_bytes(b)  # fixed seeds per batch: reruns give the same bytes
 
     out = xr.open_zarr(a, mask_and_scale=False).isel(time=0)
     assert set(out.data_vars) == {
