@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 from pathlib import Path
 
@@ -33,6 +34,11 @@ def _serve(args: argparse.Namespace) -> int:
         )
     if args.port is not None and not (1 <= args.port <= 65535):
         raise UsageError(f"--port {args.port} is out of range: pass a port between 1 and 65535.")
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # A shell that starts a job with `&` hands it SIGINT ignored, and Python then never
+        # raises KeyboardInterrupt: a server whose way to stop is SIGINT would sleep forever
+        # and leave its rustac child and temp folder behind. Only this server re-arms it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     with serve_archive(args.archive, port=args.port) as url:
         print(f"STAC API serving {args.archive} at {url} (Ctrl-C to stop)", flush=True)
         deadline = None if args.duration is None else time.monotonic() + args.duration

@@ -106,13 +106,16 @@ def prepare_served_files(
     return files
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float) -> None:
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float, log) -> None:
     deadline = time.monotonic() + timeout
     last_error = ""
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            log.seek(0)
+            said = log.read()[-500:].decode(errors="replace").strip()
             raise CatalogError(
-                f"The local STAC API server exited at start (code {proc.returncode})."
+                f"The local STAC API server exited at start (code {proc.returncode})"
+                + (f": {said}" if said else ".")
             )
         try:
             with urllib.request.urlopen(f"{url}/collections", timeout=2) as resp:
@@ -161,15 +164,20 @@ def serve_files(
         "--create-collections",
         *map(str, files),
     ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    _LIVE.add(proc)
-    try:
-        _wait_healthy(url, proc, timeout)
-        yield url
-    finally:
-        _stop(proc)
+    # rustac's log goes to an unnamed temp file, not a pipe: a pipe nobody reads fills up and
+    # blocks a long-running server.
+    with tempfile.TemporaryFile() as log:
+        proc = None
+        try:
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+            )
+            _LIVE.add(proc)
+            _wait_healthy(url, proc, timeout, log)
+            yield url
+        finally:
+            if proc is not None:
+                _stop(proc)
 
 
 @contextlib.contextmanager

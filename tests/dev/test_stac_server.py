@@ -117,11 +117,27 @@ def test_rustac_on_path():
     assert shutil.which("rustac") or Path(sys.executable).with_name("rustac").exists()
 
 
+def _sigint_ignored() -> None:
+    """What a non-interactive shell does to a job started with `&`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.parametrize(
-    "sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+    "sig, code, preexec",
+    [
+        (signal.SIGTERM, 143, None),
+        (signal.SIGINT, 130, None),
+        (signal.SIGINT, 130, _sigint_ignored),
+    ],
+    ids=["SIGTERM", "SIGINT", "SIGINT-inherited-ignored"],
 )
-def test_stac_serve_process_stops_its_child_and_removes_temp_files(tmp_path, realdata, sig, code):
-    """A real `geoproc stac serve` process, stopped by a signal: no rustac left, no temp folder."""
+def test_stac_serve_process_stops_its_child_and_removes_temp_files(
+    tmp_path, realdata, sig, code, preexec
+):
+    """A real `geoproc stac serve` process, stopped by a signal: no rustac left, no temp folder.
+
+    The third case starts it as `cmd &` in a script would (SIGINT ignored on entry): the
+    server still stops on SIGINT, its documented way to stop."""
     import os
 
     import psutil
@@ -132,8 +148,9 @@ def test_stac_serve_process_stops_its_child_and_removes_temp_files(tmp_path, rea
     proc = subprocess.Popen(
         [sys.executable, "-m", "geoproc", "stac", "serve", str(archive)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TMPDIR": str(tmp)},
+        env={**os.environ, "TMPDIR": str(tmp)}, preexec_fn=preexec,
     )  # fmt: skip
+    rustac: list = []
     try:
         line = proc.stdout.readline()
         assert "STAC API serving" in line, (line, proc.stderr.read() if proc.poll() else "")
@@ -146,6 +163,8 @@ def test_stac_serve_process_stops_its_child_and_removes_temp_files(tmp_path, rea
     finally:
         if proc.poll() is None:
             proc.kill()
+            for child in rustac:  # a failed run must not leak a server into the next test
+                child.kill()
     assert not rustac[0].is_running() or rustac[0].status() == psutil.STATUS_ZOMBIE
     assert list(tmp.iterdir()) == []
     assert "Traceback" not in proc.stderr.read()
