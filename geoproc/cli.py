@@ -143,10 +143,14 @@ def classify_error(exc: BaseException, *, out: str | None = None) -> GeoprocErro
         return StorageFailure(_s3_message(_scrub_safely(str(exc))))
     if isinstance(exc, OSError):
         path = exc.filename if isinstance(exc.filename, str) else None
-        local = path is not None and (path.startswith("/") or not out_is_s3)
-        if isinstance(exc, FileNotFoundError) and local:
+        # s3fs names objects "bucket/key": only such a name is the output store's, any
+        # other path (absolute or relative) is a local file.
+        in_out_bucket = out_is_s3 and _in_bucket(path or str(exc), str(out))
+        local = path is not None and not in_out_bucket
+        if isinstance(exc, FileNotFoundError) and not in_out_bucket:
+            what = f"{path} does not exist" if path else _scrub_safely(str(exc)).rstrip(".")
             return MissingFileError(
-                f"{path} does not exist: check the path (or the file geoproc was told to read), "
+                f"{what}: check the path (or the file geoproc was told to read), "
                 "then run the same command again."
             )
         if _is_network_error(exc):
@@ -169,6 +173,12 @@ def classify_error(exc: BaseException, *, out: str | None = None) -> GeoprocErro
             "then run the same command again (it resumes)."
         )
     return _internal_error(exc)
+
+
+def _in_bucket(name: str, out: str) -> bool:
+    """Whether an s3fs object name ("bucket/key") lies in the bucket of an s3:// `out`."""
+    bucket = out[len("s3://") :].split("/", 1)[0]
+    return bool(bucket) and name.lstrip("/").split("/", 1)[0] == bucket
 
 
 def _scrub_safely(text: str) -> str:
