@@ -18,36 +18,21 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.concurrency import apply_tag_limits, requested_limits
 from geoproc import dask_exec, pipeline
-from geoproc.errors import EndpointUnavailableError, GeoprocError
+from geoproc.cube.read import is_transient as transient_error
 from geoproc.request import DEFAULT_COLLECTIONS, RunRequest
-
-_TRANSIENT_WORDS = (
-    "timed out",
-    "timeout",
-    "connection",
-    "temporar",
-    "throttl",
-    "slow down",
-    " 429",
-    " 500",
-    " 502",
-    " 503",
-    " 504",
-)
 
 
 def is_transient(task, task_run, state) -> bool:
-    """Retry only errors that a second attempt can fix; never a GeoprocError about input."""
+    """Prefect's retry condition: `geoproc.cube.read.is_transient`, the one retry rule.
+
+    Why one rule: a flow that retried what the cube reader calls permanent (a corrupt
+    file's RasterioIOError is an OSError) would spend its retries on an error that cannot
+    change, and the two lists of words would drift apart.
+    """
     try:
         state.result()
-    except EndpointUnavailableError:
-        return True
-    except GeoprocError as exc:
-        return exc.exit_code != 2 and any(w in str(exc).lower() for w in _TRANSIENT_WORDS)
-    except (ConnectionError, TimeoutError, OSError):
-        return True
-    except Exception as exc:  # noqa: BLE001 - classify unknown errors by their message
-        return any(w in str(exc).lower() for w in _TRANSIENT_WORDS)
+    except Exception as exc:  # noqa: BLE001 - the rule classifies every error
+        return transient_error(exc)
     return False
 
 

@@ -134,15 +134,17 @@ def _client(dask_address: str | None, workers: int):
     from distributed import Client, LocalCluster
 
     if dask_address:
-        from geoproc.dask_exec import CONNECT_TIMEOUT_S
+        from geoproc.dask_exec import CONNECT_TIMEOUT_S, share_credentials
 
         try:
-            return Client(dask_address, timeout=CONNECT_TIMEOUT_S, set_as_default=False), None
+            client = Client(dask_address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise UsageError(
                 f"--dask-address {dask_address}: no Dask scheduler answered ({type(exc).__name__}): "
                 "start one (`dask scheduler`) or pass the right address."
             ) from exc
+        share_credentials(client)  # a remote cluster's workers do not share our environment
+        return client, None
     cluster = LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
     )

@@ -12,7 +12,9 @@ installation (the container image of `infra/`).
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,9 +49,58 @@ def scheduler_client(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> I
             f"({type(exc).__name__}): start one (`dask scheduler`) or pass the right address."
         ) from exc
     try:
+        share_credentials(client)
         yield client
     finally:
         client.close()
+
+
+CREDENTIALS_PLUGIN = "geoproc-credentials"
+
+
+def share_credentials(client) -> list[str]:
+    """Copy the asset-credential variables onto the cluster's workers; returns their names.
+
+    Why: assets are signed and opened on the workers (`geoproc.catalog.credentials`), and a
+    remote scheduler's workers do not share this process's environment. A worker plugin
+    sets them on every worker now and on each worker that joins or restarts later. The
+    values travel to the scheduler inside the plugin, never in task graphs or logs.
+    """
+    from geoproc.catalog.credentials import worker_environment
+
+    env = worker_environment()
+    if not env:
+        return []
+    names = sorted(env)
+    try:
+        client.register_plugin(_credentials_plugin_class()(env), name=CREDENTIALS_PLUGIN)
+    except Exception as exc:  # noqa: BLE001 - a worker that lacks them fails later, naming them
+        log.warning(
+            "Could not set %s on the Dask workers: %s", ", ".join(names), type(exc).__name__
+        )
+        return []
+    log.info("Dask workers given the credential variables %s", ", ".join(names))
+    return names
+
+
+@functools.cache
+def _credentials_plugin_class() -> type:
+    """The worker plugin class, built on first use so importing this module skips distributed."""
+    from distributed import WorkerPlugin
+
+    class CredentialEnvironment(WorkerPlugin):
+        """Sets credential variables in a worker's environment (values never in its repr)."""
+
+        def __init__(self, env: dict[str, str]) -> None:
+            self.env = dict(env)
+
+        def setup(self, worker) -> None:
+            os.environ.update(self.env)
+
+        def __repr__(self) -> str:
+            return f"CredentialEnvironment({', '.join(sorted(self.env))})"
+
+    return CredentialEnvironment
 
 
 def run_on_scheduler(address: str, fn: Callable[..., Any], *args: Any, key: str) -> Any:

@@ -35,6 +35,11 @@ MARKER = "geoproc-product.json"
 _OPTICAL = ("L30", "S30", "S2", "LC2")
 _THERMAL = ("L30", "LC2")
 """Platform groups with a thermal band: HLS L30 and Landsat Collection 2 Level-2."""
+PER_STEP_ATTRS = ("geoproc:source_items", "geoproc:source_versions")
+"""Cube attributes with one entry per time step: which items, and which version of each.
+
+Both decide a product's inputs: a reprocessed item keeps its id, so only its version
+(``updated``, processing version) tells that a rewritten cube step changed."""
 
 
 @dataclass(frozen=True)
@@ -78,11 +83,12 @@ def open_cube(cube_url: str | storage.Location, *, dask: bool = True) -> xr.Data
             f"No cube store at {storage.parse_url(str(cube_url)).url if not isinstance(cube_url, storage.Location) else cube_url.url}: build it first with `geoproc cube build`."
         ) from exc
     complete = ds["time_complete"].values.astype(bool)
-    sources = ds.attrs.get("geoproc:source_items")
+    per_step = {a: ds.attrs.get(a) for a in PER_STEP_ATTRS}
     ds = ds.isel(time=np.flatnonzero(complete))
-    if isinstance(sources, list) and len(sources) == len(complete):
-        # Keep the per-step source items aligned with the steps kept.
-        ds.attrs["geoproc:source_items"] = [s for s, c in zip(sources, complete, strict=True) if c]
+    for attr, values in per_step.items():
+        if isinstance(values, list) and len(values) == len(complete):
+            # Keep the per-step source items and versions aligned with the steps kept.
+            ds.attrs[attr] = [v for v, c in zip(values, complete, strict=True) if c]
     return ds
 
 
@@ -124,6 +130,7 @@ def select_inputs(cube: xr.Dataset, product: str) -> xr.Dataset:
 
 def _fingerprint(cube: xr.Dataset, product: str, spec_version: str, options: dict) -> str:
     sources = cube.attrs.get("geoproc:source_items", [])
+    versions = cube.attrs.get("geoproc:source_versions", [])
     payload = {
         "product": product,
         "version": spec_version,
@@ -132,6 +139,7 @@ def _fingerprint(cube: xr.Dataset, product: str, spec_version: str, options: dic
         "times": [str(t) for t in cube["time"].values],
         "platforms": cube["platform"].values.astype(str).tolist(),
         "sources": sources,
+        "versions": versions,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -156,10 +164,13 @@ def _base_fingerprint(product: str, module, options: dict) -> str:
 
 
 def _history(inputs: xr.Dataset, full: xr.Dataset) -> dict:
-    """The dates a product run reads and their source items, for the marker."""
+    """The dates a product run reads, their source items and item versions, for the marker."""
     return {
         "times": [str(t) for t in inputs["time"].values],
         "sources": _source_items_for(inputs, full.attrs, full["time"].values),
+        "versions": _source_items_for(
+            inputs, full.attrs, full["time"].values, attr="geoproc:source_versions"
+        ),
     }
 
 
@@ -167,8 +178,9 @@ def _appendable(marker, history: dict, product: str, module, options: dict, mode
     """How many dates a run may append to the existing store instead of rewriting it (0: no).
 
     Only for products declared incremental (a date's outputs never depend on other dates)
-    run by date groups, when the store's dates and their sources are an unchanged prefix of
-    the cube's and the product, version and options are the same."""
+    run by date groups, when the store's dates, their sources and the sources' versions are
+    an unchanged prefix of the cube's (a reprocessed item keeps its id, not its version)
+    and the product, version and options are the same."""
     if not marker or mode != "time" or not blocking_of(module.SPEC).incremental:
         return 0
     if marker.get("base") != _base_fingerprint(product, module, options):
@@ -177,6 +189,8 @@ def _appendable(marker, history: dict, product: str, module, options: dict, mode
     n = len(old_times)
     if not n or history["times"][:n] != old_times or history["sources"][:n] != old_sources:
         return 0
+    if history["versions"][:n] != marker.get("versions"):
+        return 0  # an old date's item was reprocessed (or the marker predates versions)
     if len(history["times"]) <= n or history["times"][n] <= old_times[-1]:
         return 0
     return len(history["times"]) - n
@@ -208,8 +222,15 @@ def _read_marker(location: storage.Location) -> dict | None:
         return None
 
 
-def _source_items_for(cube: xr.Dataset, full_cube_attrs: dict, full_times: np.ndarray) -> list:
-    sources = full_cube_attrs.get("geoproc:source_items", [])
+def _source_items_for(
+    cube: xr.Dataset,
+    full_cube_attrs: dict,
+    full_times: np.ndarray,
+    *,
+    attr: str = "geoproc:source_items",
+) -> list:
+    """The per-step attribute `attr` of the full cube, aligned with `cube`'s time steps."""
+    sources = full_cube_attrs.get(attr, [])
     if len(sources) != len(full_times):
         return []
     index = {str(t): s for t, s in zip(full_times, sources, strict=True)}

@@ -143,7 +143,7 @@ def provider_for(href: str, providers) -> CredentialProvider | None:
 
 
 def worker_environment() -> dict[str, str]:
-    """Credential variables to copy onto Dask workers (``client.run(os.environ.update, env)``)."""
+    """Credential variables to copy onto Dask workers (`geoproc.dask_exec.share_credentials`)."""
     names = (
         "EARTHDATA_TOKEN",
         "NETRC",

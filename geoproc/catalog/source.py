@@ -266,7 +266,10 @@ def _api_items(url, collections, intersects, datetime_range, page_size, budget, 
 
 
 def _static_items(location: str, budget: _Budget):
-    """Walk a static catalog's child and item links (pystac), bounded like an API."""
+    """Walk a static catalog's child and item links (pystac), bounded like an API.
+
+    Relative asset hrefs come out absolute, as from the folder kind (`_folder_items`).
+    """
     import pystac
 
     try:
@@ -291,6 +294,9 @@ def _static_items(location: str, budget: _Budget):
                 continue
             seen.add(href)
             item = link.resolve_stac_object(root=root).target
+            # "./B04.tif" is relative to the item file, not to this process's CWD: resolve
+            # it against the item's own href (a path, an http(s) or an s3:// URL).
+            item.make_asset_hrefs_absolute()
             yield item.to_dict(include_self_link=False, transform_hrefs=True), href
         for link in node.get_child_links():
             href = link.get_absolute_href() or link.href

@@ -7,6 +7,7 @@ import json
 import sys
 
 from geoproc.catalog.sensors import DEFAULT_FMASK_MASKED, DEFAULT_SCL_MASKED
+from geoproc.commands.run import CATALOG_HELP
 
 # The grid's defaults are resolved when the command runs: importing geoproc.grid here would
 # load numpy, shapely and pyproj just to print --help.
@@ -16,9 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("cube", help="build analysis-ready time-series cubes")
     cube_sub = parser.add_subparsers(dest="cube_command", metavar="ACTION", required=True)
     build = cube_sub.add_parser("build", help="search a catalog and write one Zarr cube per tile")
-    build.add_argument(
-        "--catalog", required=True, help="STAC API URL, or a folder of item JSON files"
-    )
+    build.add_argument("--catalog", required=True, help=CATALOG_HELP)
     build.add_argument(
         "--collections",
         required=True,

@@ -36,6 +36,11 @@ def _plan(args: argparse.Namespace) -> int:
         raise UsageError(f"--tile-size {args.tile_size} is too small: pass 16 pixels or more.")
     if not args.aoi or not str(args.aoi).strip():
         raise UsageError("--aoi is empty: pass WEST,SOUTH,EAST,NORTH, a GeoJSON file or tile ids.")
+    if args.catalog is not None:
+        # Not searched (a plan reads nothing), but a value no run accepts is refused here too.
+        from geoproc.catalog.source import classify_catalog
+
+        classify_catalog(args.catalog)
     start, end = parse_date_range(args.start, args.end)
     parse_aoi(args.aoi)
     plan = plan_request(
