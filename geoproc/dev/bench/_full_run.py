@@ -2,7 +2,7 @@
 
 Why whole processes: a user pays interpreter and import start-up with every command, and
 stackstac's and odc-stac's thread pools and memory show only in their own process. Each
-method runs as a child (`os.wait4` gives its wall time and peak RSS); rounds alternate the
+method runs as a child (wall time from `os.wait4`, peak RSS from its own `VmHWM`); rounds alternate the
 order so a warming page cache or a busy neighbour does not favour one method, and the
 table reports medians. The peers' children import only their own library (not geoproc),
 so their start-up is theirs alone.
@@ -35,6 +35,7 @@ from geoproc.dev.bench._full_granules import (
     REFLECTANCE_ASSETS,
     ensure_granules,
 )
+from geoproc.dev.bench._peak_memory import HWM_FILE_VARIABLE, child_prelude, read_child_peak
 
 BANDS = ("blue", "green", "red", "nir08", "swir16", "swir22")
 ASSETS = (*REFLECTANCE_ASSETS, QA_ASSET)
@@ -60,6 +61,7 @@ print("READ_SECONDS", time.perf_counter() - t0)
 _STACKSTAC = """
 import json, sys
 import numpy as np, pystac, stackstac
+from zarr.codecs import ZstdCodec
 spec = json.load(open(sys.argv[1]))
 items = [pystac.Item.from_file(p) for p in spec["items"]]
 for tile in spec["tiles"]:
@@ -68,12 +70,15 @@ for tile in spec["tiles"]:
                           fill_value=np.int16(-9999), rescale=False)
     ds = arr.reset_coords(drop=True).to_dataset(dim="band")
     ds.attrs = {}
-    ds.to_zarr(spec["out"] + "/" + tile["id"] + ".zarr", mode="w", zarr_format=3, consolidated=True)
+    enc = {v: {"compressors": [ZstdCodec(level=1)]} for v in ds.data_vars}
+    ds.to_zarr(spec["out"] + "/" + tile["id"] + ".zarr", mode="w", zarr_format=3, consolidated=True,
+               encoding=enc)
 """
 
 _ODC = """
 import json, sys
 import odc.stac, pystac
+from zarr.codecs import ZstdCodec
 from odc.geo.geobox import GeoBox
 spec = json.load(open(sys.argv[1]))
 items = [pystac.Item.from_file(p) for p in spec["items"]]
@@ -81,7 +86,9 @@ for tile in spec["tiles"]:
     gbox = GeoBox.from_bbox(tile["bounds"], crs=f"EPSG:{tile['epsg']}", resolution=tile["resolution"])
     ds = odc.stac.load(items, bands=spec["assets"], geobox=gbox,
                        chunks={"time": 1, "y": 512, "x": 512}, groupby="id")
-    ds.to_zarr(spec["out"] + "/" + tile["id"] + ".zarr", mode="w", zarr_format=3, consolidated=True)
+    enc = {v: {"compressors": [ZstdCodec(level=1)]} for v in ds.data_vars}
+    ds.to_zarr(spec["out"] + "/" + tile["id"] + ".zarr", mode="w", zarr_format=3, consolidated=True,
+               encoding=enc)
 """
 
 METHODS = {
@@ -165,9 +172,11 @@ def _run_method(method: str, spec: dict, aoi: dict, folder: Path, out: Path) -> 
     spec_path = out / "spec.json"
     spec_path.write_text(json.dumps({**spec, "out": str(out / "store")}))
     py = [sys.executable, "-W", "ignore"]
+    hwm_file = out / "peak_mib.txt"
     if method == "geoproc":
+        run_cli = "import runpy, sys; sys.argv[0] = 'geoproc'; runpy.run_module('geoproc', run_name='__main__')"
         cmd = [
-            *py, "-m", "geoproc", "cube", "build", "--catalog", str(folder / "items"),
+            *py, "-c", child_prelude() + run_cli, "cube", "build", "--catalog", str(folder / "items"),
             "--collections", COLLECTION, "--aoi", ",".join(aoi["tiles"]),
             "--start", aoi["start"], "--end", aoi["end"], "--out", str(out / "store"),
             "--tile-size", str(aoi["tile_size_px"]), "--resolution", str(aoi["resolution"]),
@@ -176,11 +185,12 @@ def _run_method(method: str, spec: dict, aoi: dict, folder: Path, out: Path) -> 
         ]  # fmt: skip
     else:
         code = {"floor": _FLOOR, "stackstac": _STACKSTAC, "odc": _ODC}[method]
-        cmd = [*py, "-c", code, str(spec_path)]
+        cmd = [*py, "-c", child_prelude() + code, str(spec_path)]
     log_path = out / "log.txt"
     with open(log_path, "wb") as log:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        env = {**os.environ, HWM_FILE_VARIABLE: str(hwm_file)}
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -195,4 +205,5 @@ def _run_method(method: str, spec: dict, aoi: dict, folder: Path, out: Path) -> 
         expected = len(spec["items"]) * len(spec["tiles"])
         if written != expected:
             raise RuntimeError(f"geoproc wrote {written} steps, expected {expected}")
-    return seconds, usage.ru_maxrss / 1024
+    # wait4's ru_maxrss keeps this parent's RSS at the fork (see peak_memory): a fallback only
+    return seconds, read_child_peak(hwm_file, usage.ru_maxrss / 1024)

@@ -1,7 +1,7 @@
 """`geoproc bench infer`: how close the Zarr -> Zarr engine gets to the bare model, and its memory.
 
 Three measurements per tile size, each in a fresh child process so peak memory
-(``ru_maxrss``) belongs to one mode only:
+(``VmHWM``, `geoproc.dev.bench._peak_memory`) belongs to one mode only:
 
 (a) ``bare``   forward passes on tensors already in memory, over exactly the window
                shapes and batches the engine plans (the floor: no I/O, no masking);
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -153,7 +152,9 @@ def _child(params: dict) -> dict:
 
 
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    from geoproc.dev.bench._peak_memory import peak_mib
+
+    return peak_mib()
 
 
 def _measure(params: dict) -> dict:

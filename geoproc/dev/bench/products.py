@@ -3,7 +3,7 @@
 Cubes are generated here with the medium sample archive's shape per year (61 Sentinel-1,
 51 S30 and 26 L30 dates, HLS bands packed as int16 with scale factors, Fmask, chunks of
 1 x 512 x 512) so no catalog is needed. Every measurement runs in a fresh child process,
-so its peak RSS (``ru_maxrss``) belongs to one mode and one cube only:
+so its peak RSS (``VmHWM``, `geoproc.dev.bench._peak_memory`) belongs to one mode and one cube only:
 
 - ``tile``   today's path, ``module.run(inputs.load())`` (``--compare-size``, one year);
 - ``block``  the blocked stage on the same cube (throughput ratio = tile time / block time);
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -148,6 +147,8 @@ def _child(kind: str, *args, budget: int) -> dict:
 def _child_main(payload: str) -> None:
     import warnings
 
+    from geoproc.dev.bench._peak_memory import peak_mib
+
     warnings.simplefilter("ignore")
     job = json.loads(payload)
     t0 = time.perf_counter()
@@ -176,7 +177,7 @@ def _child_main(payload: str) -> None:
                 "seconds": time.perf_counter() - t1,
             }
     result["seconds"] = time.perf_counter() - t0
-    result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_mib"] = peak_mib()
     print(json.dumps(result))
 
 
