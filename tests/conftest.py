@@ -66,22 +66,16 @@ def stac_api_small(sample_archive_small) -> str:
         yield url
 
 
-def run_request(archive: Path, url: str, out: Path):
-    """The demo's request on an archive: all products over its AOI for 2024."""
-    import json
+@pytest.fixture(scope="session")
+def run_request():
+    """Factory for the demo's request on an archive: ``run_request(archive, catalog_url, out)``."""
+    from tests.helpers.demo_request import run_request
 
-    from geoproc.request import RunRequest
-
-    props = json.loads((archive / "aoi.geojson").read_text())["features"][0]["properties"]
-    return RunRequest.create(
-        products="flood,lst,canopy", aoi=str(archive / "aoi.geojson"), start="2024-01-01",
-        end="2024-12-31", catalog=url, out=str(out),
-        options={"tile_size_px": props["tile_size_px"]},
-    )  # fmt: skip
+    return run_request
 
 
 @pytest.fixture(scope="session")
-def small_run(sample_archive_small, stac_api_small, tmp_path_factory):
+def small_run(sample_archive_small, stac_api_small, run_request, tmp_path_factory):
     """One whole in-process run of all products on the small archive: (out folder, report)."""
     from geoproc.pipeline import run_pipeline
 

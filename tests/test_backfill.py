@@ -13,7 +13,6 @@ import pytest
 
 from geoproc.backfill import periods, plan_units, run_backfill
 from geoproc.errors import UsageError
-from tests.conftest import run_request
 from tests.helpers.paths import REPO_ROOT
 
 
@@ -46,7 +45,7 @@ def _digest(root):
 
 @pytest.mark.integration
 def test_backfill_resumes_from_stores_and_isolates_a_failing_unit(
-    small_run, sample_archive_small, stac_api_small, tmp_path
+    small_run, sample_archive_small, stac_api_small, run_request, tmp_path
 ):
     clean_out, first = small_run
     out = tmp_path / "out"

@@ -9,14 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from geoproc.errors import CatalogError, CredentialsError
 from geoproc.request import check_catalog
 from geoproc.settings import get_settings
+from tests.helpers.servers import http_server
 
 S3_KEY = "AKIASENTINELKEY00001"
 S3_SECRET = "sEcReT-sentinel-s3-9f8e7d6c5b4a"
@@ -52,12 +52,8 @@ def _token_catalog(token: str):
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", seen
-    finally:
-        server.shutdown()
+    with http_server(Handler) as url:
+        yield url, seen
 
 
 def test_settings_never_print_secrets(monkeypatch):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import threading
 import tracemalloc
 from urllib.parse import parse_qs, urlparse
 
@@ -24,6 +23,7 @@ from geoproc.catalog.source import (
 )
 from geoproc.errors import UsageError
 from tests.helpers.cube_items import TILE, make_item
+from tests.helpers.servers import http_server
 
 
 def _feature(i: int) -> dict:
@@ -78,13 +78,8 @@ def endless_api(mode: str = "endless", per_page: int = 10):
             self.path = "/search?page=0"
             self.do_GET()
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(Handler) as url:
+        yield url
 
 
 def _drain(url, limits):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import threading
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from geoproc.catalog.search import search_tiles
 from geoproc.cube.assemble import CubeOptions, read_step
 from geoproc.cube.store import build_cubes
 from tests.helpers.cube_items import ENCODE_BASE, TILE, make_item
+from tests.helpers.servers import http_server
 
 NAMES = ["green", "red"]
 
@@ -150,10 +150,8 @@ def test_corrupt_cog_and_404_are_recorded_and_masked(tmp_path):
     corrupt = tmp_path / "corrupt.tif"
     corrupt.write_bytes(b"II*\x00" + b"\x13" * 500)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        bad["assets"]["B03"]["href"] = f"http://127.0.0.1:{server.server_port}/missing.tif"
+    with http_server(handler) as url:
+        bad["assets"]["B03"]["href"] = f"{url}/missing.tif"
         bad["assets"]["B04"]["href"] = str(corrupt)
         import json
 
@@ -168,8 +166,6 @@ def test_corrupt_cog_and_404_are_recorded_and_masked(tmp_path):
             tile_size_px=64,
             options=CubeOptions(bands=("green", "red", "nir08")),
         )
-    finally:
-        server.shutdown()
     errors = rec["tiles"][TILE.id]["asset_errors"]
     failed = {(e["item"], e["asset"]) for e in errors if "missing from item" not in e["error"]}
     assert failed == {("bad", "B03"), ("bad", "B04")}
@@ -200,17 +196,13 @@ def test_transient_http_errors_are_retried(tmp_path):
         def log_message(self, *a):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with http_server(Flaky) as url:
         import json
 
         path = tmp_path / "items" / "flaky.json"
         item = json.loads(path.read_text())
-        item["assets"]["B04"]["href"] = f"http://127.0.0.1:{server.server_port}/data/flaky/B04.tif"
+        item["assets"]["B04"]["href"] = f"{url}/data/flaky/B04.tif"
         path.write_text(json.dumps(item))
         data = read_step(_steps(tmp_path)[0], TILE, ["red"], CubeOptions())
-    finally:
-        server.shutdown()
     assert failures["left"] == 0 and data.errors == []
     assert np.array_equal(_decode(data.bands["red"]), np.indices(TILE.shape)[1] + 10)

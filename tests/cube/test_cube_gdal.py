@@ -16,7 +16,7 @@ from geoproc import storage, zarr_layout
 from geoproc.cube import store as cube_store
 from geoproc.cube.verify import verify_cube
 from geoproc.product_runner import run_product_on_cube
-from tests.cube.test_cube_store import _archive, _build, _store
+from tests.helpers.cube_builds import build_cube, cube_path, make_archive
 from tests.helpers.cube_items import TILE
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -42,10 +42,10 @@ def _gdal_matches_xarray(store, name: str) -> None:
 
 
 def test_cube_and_product_variables_open_in_gdal_like_in_xarray(tmp_path):
-    cat = _archive(tmp_path, n=3)
+    cat = make_archive(tmp_path, n=3)
     out = tmp_path / "out"
-    _build(cat, out)
-    cube = _store(out)
+    build_cube(cat, out)
+    cube = cube_path(out)
     doc = json.loads((cube / ".zmetadata").read_text())["metadata"]
     assert doc["platform/.zarray"]["dtype"] == "|S3"  # bytes, not FixedLengthUTF32
     assert doc["red/.zarray"]["compressor"] == {"id": "zstd", "level": 1, "checksum": True}
@@ -78,20 +78,20 @@ def _old_layout_codecs() -> list:
 
 def test_previous_zarr_v3_layout_is_read_extended_and_verified(tmp_path, monkeypatch, caplog):
     """A store of the previous layout (Zarr v3, zstd + crc32c) keeps working in its format."""
-    cat = _archive(tmp_path, n=3)
+    cat = make_archive(tmp_path, n=3)
     out = tmp_path / "old"
     with monkeypatch.context() as m:  # the previous writer: v3 metadata, crc32c codec
         m.setattr(zarr_layout, "ZARR_FORMAT", 3)
         m.setattr(cube_store, "_chunk_codecs", _old_layout_codecs)
-        _build(cat, out, end="2024-02-20")  # 2 of the 3 dates
-    store = _store(out)
+        build_cube(cat, out, end="2024-02-20")  # 2 of the 3 dates
+    store = cube_path(out)
     assert (store / "zarr.json").is_file() and not (store / ".zgroup").exists()
-    rec = _build(cat, out)["tiles"][TILE.id]  # today's code appends the third date
+    rec = build_cube(cat, out)["tiles"][TILE.id]  # today's code appends the third date
     assert rec["steps_written"] == ["2024-03-11T10:20:30/L30"] and rec["steps_skipped"] == 2
     assert "previous Zarr v3 layout" in caplog.text and str(store) in caplog.text
     assert not (store / ".zgroup").exists()  # still one format, not a mixed store
     appended = xr.open_zarr(store).load()
-    fresh = xr.open_zarr(_store(_fresh_build(cat, tmp_path))).load()
+    fresh = xr.open_zarr(cube_path(_fresh_build(cat, tmp_path))).load()
     assert appended["platform"].values.tolist() == ["L30"] * 3
     np.testing.assert_array_equal(appended["time"].values, fresh["time"].values)
     for name in ("red", "lwir11", "fmask"):
@@ -108,5 +108,5 @@ def test_previous_zarr_v3_layout_is_read_extended_and_verified(tmp_path, monkeyp
 
 def _fresh_build(cat, tmp_path):
     out = tmp_path / "fresh"
-    _build(cat, out)
+    build_cube(cat, out)
     return out

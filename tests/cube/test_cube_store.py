@@ -13,48 +13,15 @@ import pytest
 import rasterio
 import xarray as xr
 
-from geoproc.cube.assemble import CubeOptions
-from geoproc.cube.store import build_cubes
 from geoproc.errors import StoreLockedError
-from tests.helpers.cube_items import TILE, make_item, store_bytes
-
-OPTS = CubeOptions(bands=("green", "red", "lwir11"))
-
-
-def _archive(root, n=6):
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        fmask = np.where(rng.random((80, 80)) < 0.2, 2, 0).astype(np.uint8)
-        bands = {"B03": rng.integers(0, 3000, (80, 80)).astype(np.int16),
-                 "B04": rng.integers(0, 3000, (80, 80)).astype(np.int16),
-                 "B10": rng.integers(1000, 3000, (80, 80)).astype(np.int16)}  # fmt: skip
-        make_item(root, f"L30_{i:02d}", datetime=f"{np.datetime64('2024-01-15') + 28 * i}T10:20:30Z", bands=bands, fmask=fmask,
-                  properties={"geoproc:atmosphere": {"lwir11": {"transmittance": 0.5 + i / 100}, "water_vapour": 1.0 + i}})  # fmt: skip
-    return root / "items"
-
-
-def _build(catalog, out, end="2024-12-31", **kw):
-    return build_cubes(
-        str(catalog),
-        collections=["HLSL30_2.0"],
-        aoi=TILE.id,
-        start="2024-01-01",
-        end=end,
-        out=str(out),
-        tile_size_px=64,
-        options=OPTS,
-        **kw,
-    )
-
-
-def _store(out):
-    return out / "cubes" / f"{TILE.id}.zarr"
+from tests.helpers.cube_builds import build_cube, cube_path, make_archive
+from tests.helpers.cube_items import TILE, store_bytes
 
 
 def test_store_opens_with_xarray_rioxarray_and_values_round_trip(tmp_path):
-    cat = _archive(tmp_path)
-    _build(cat, tmp_path / "out")
-    ds = xr.open_zarr(_store(tmp_path / "out"))
+    cat = make_archive(tmp_path)
+    build_cube(cat, tmp_path / "out")
+    ds = xr.open_zarr(cube_path(tmp_path / "out"))
     assert ds.sizes == {"time": 6, "y": 64, "x": 64}
     assert ds.rio.crs.to_epsg() == 32632
     assert tuple(ds.rio.transform())[:6] == tuple(TILE.transform)[:6]
@@ -76,10 +43,10 @@ def test_store_opens_with_xarray_rioxarray_and_values_round_trip(tmp_path):
 
 
 def test_gdal_reads_a_variable(tmp_path):
-    cat = _archive(tmp_path, n=1)
-    _build(cat, tmp_path / "out")
+    cat = make_archive(tmp_path, n=1)
+    build_cube(cat, tmp_path / "out")
     try:
-        src = rasterio.open(f'ZARR:"{_store(tmp_path / "out")}":/red')
+        src = rasterio.open(f'ZARR:"{cube_path(tmp_path / "out")}":/red')
     except rasterio.errors.RasterioIOError as exc:
         if "Unsupported codec: bytes" in str(exc):
             pytest.skip("this GDAL build (rasterio wheel 3.10) lacks the Zarr v3 'bytes' codec")
@@ -89,24 +56,24 @@ def test_gdal_reads_a_variable(tmp_path):
 
 
 def test_append_equals_one_shot_and_rerun_changes_nothing(tmp_path):
-    cat = _archive(tmp_path)
-    _build(cat, tmp_path / "once")
-    first = _build(cat, tmp_path / "appended", end="2024-04-01")
+    cat = make_archive(tmp_path)
+    build_cube(cat, tmp_path / "once")
+    first = build_cube(cat, tmp_path / "appended", end="2024-04-01")
     assert len(first["tiles"][TILE.id]["steps_written"]) == 3
-    second = _build(cat, tmp_path / "appended")
+    second = build_cube(cat, tmp_path / "appended")
     assert (
         len(second["tiles"][TILE.id]["steps_written"]) == 3
         and second["tiles"][TILE.id]["steps_skipped"] == 3
     )
     once, appended = (
-        store_bytes(_store(tmp_path / "once")),
-        store_bytes(_store(tmp_path / "appended")),
+        store_bytes(cube_path(tmp_path / "once")),
+        store_bytes(cube_path(tmp_path / "appended")),
     )
     assert once.keys() == appended.keys() and once == appended
-    mtimes = {p: p.stat().st_mtime_ns for p in _store(tmp_path / "once").rglob("*")}
-    again = _build(cat, tmp_path / "once")
+    mtimes = {p: p.stat().st_mtime_ns for p in cube_path(tmp_path / "once").rglob("*")}
+    again = build_cube(cat, tmp_path / "once")
     assert again["tiles"][TILE.id]["steps_written"] == []
-    assert {p: p.stat().st_mtime_ns for p in _store(tmp_path / "once").rglob("*")} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in cube_path(tmp_path / "once").rglob("*")} == mtimes
 
 
 def _build_cmd(cat, out):
@@ -121,10 +88,10 @@ def _build_cmd(cat, out):
 
 
 def test_kill_at_several_points_then_resume_equals_clean_build(tmp_path):
-    cat = _archive(tmp_path, n=12)
-    _build(cat, tmp_path / "clean")
-    clean = store_bytes(_store(tmp_path / "clean"))
-    store = _store(tmp_path / "killed")
+    cat = make_archive(tmp_path, n=12)
+    build_cube(cat, tmp_path / "clean")
+    clean = store_bytes(cube_path(tmp_path / "clean"))
+    store = cube_path(tmp_path / "killed")
     conditions = [
         lambda: store.with_name(store.name + ".lock").exists(),
         lambda: (store / ".zgroup").exists(),
@@ -148,25 +115,25 @@ def test_kill_at_several_points_then_resume_equals_clean_build(tmp_path):
             killed_at.append(True)
         proc.wait()
     assert sum(killed_at) >= 3  # the build really was interrupted at most of the points
-    rec = _build(cat, tmp_path / "killed")
+    rec = build_cube(cat, tmp_path / "killed")
     assert rec["tiles"][TILE.id]["steps_skipped"] > 0 or sum(killed_at) < 4
     assert store_bytes(store) == clean
 
 
 def test_second_writer_is_refused_and_dead_locks_are_taken_over(tmp_path):
-    cat = _archive(tmp_path, n=1)
-    lock = _store(tmp_path / "out").with_name(f"{TILE.id}.zarr.lock")
+    cat = make_archive(tmp_path, n=1)
+    lock = cube_path(tmp_path / "out").with_name(f"{TILE.id}.zarr.lock")
     lock.parent.mkdir(parents=True)
     import json
     import socket
 
     lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
     with pytest.raises(StoreLockedError, match="delete the lock"):
-        _build(cat, tmp_path / "out")
+        build_cube(cat, tmp_path / "out")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
-    rec = _build(cat, tmp_path / "out")
+    rec = build_cube(cat, tmp_path / "out")
     assert len(rec["tiles"][TILE.id]["steps_written"]) == 1 and not lock.exists()
 
 
@@ -174,15 +141,15 @@ def test_second_writer_is_refused_and_dead_locks_are_taken_over(tmp_path):
 def test_s3_store_matches_local_store(tmp_path, s3_bucket):
     from geoproc import storage
 
-    cat = _archive(tmp_path, n=3)
-    _build(cat, tmp_path / "local")
-    rec = _build(cat, f"s3://{s3_bucket}/run1")
+    cat = make_archive(tmp_path, n=3)
+    build_cube(cat, tmp_path / "local")
+    rec = build_cube(cat, f"s3://{s3_bucket}/run1")
     assert len(rec["tiles"][TILE.id]["steps_written"]) == 3
     url = f"s3://{s3_bucket}/run1/cubes/{TILE.id}.zarr"
     remote = xr.open_zarr(storage.zarr_store(url, read_only=True)).load()
-    local = xr.open_zarr(_store(tmp_path / "local")).load()
+    local = xr.open_zarr(cube_path(tmp_path / "local")).load()
     xr.testing.assert_identical(remote, local)
     fs, path = storage.filesystem(url)
     assert not fs.exists(path + ".lock")
-    again = _build(cat, f"s3://{s3_bucket}/run1")
+    again = build_cube(cat, f"s3://{s3_bucket}/run1")
     assert again["tiles"][TILE.id]["steps_written"] == []

@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
+
+from tests.helpers.servers import http_server
 
 
 @dataclass
@@ -79,14 +80,9 @@ def _file_handler(root: Path, gate: Gate, allowed):
 
 @contextlib.contextmanager
 def _serve(handler) -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    """`http_server`, yielding ``host:port`` (the form these gates put into URLs)."""
+    with http_server(handler) as url:
+        yield url.removeprefix("http://")
 
 
 def _deny(handler, status: int, location: str | None = None) -> int:

@@ -25,11 +25,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from geoproc.dev.stac_server import free_port
+from tests.helpers.servers import http_server
 
 FAULT_KINDS = ("503", "429", "reset", "slow")
 _HOP_BY_HOP = {
@@ -84,12 +84,6 @@ class FaultLog:
     def record(self, kind: str) -> None:
         with self.lock:
             self.faults[kind] += 1
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
 
 
 def _proxy_handler(upstream: str, plan: FaultPlan, log: FaultLog):
@@ -159,14 +153,8 @@ def _proxy_handler(upstream: str, plan: FaultPlan, log: FaultLog):
 def fault_proxy(upstream: str, plan: FaultPlan) -> Iterator[tuple[str, FaultLog]]:
     """A reverse proxy to `upstream` on a free loopback port; yields (its URL, its log)."""
     log = FaultLog()
-    server = _Server(("127.0.0.1", free_port()), _proxy_handler(upstream, plan, log))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", log
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(_proxy_handler(upstream, plan, log)) as url:
+        yield url, log
 
 
 def _file_handler(root: Path):
@@ -231,11 +219,5 @@ def _file_handler(root: Path):
 @contextlib.contextmanager
 def range_file_server(root: str | os.PathLike) -> Iterator[str]:
     """Serve a folder over HTTP with Range requests (what GDAL's /vsicurl needs); yields the URL."""
-    server = _Server(("127.0.0.1", free_port()), _file_handler(Path(root).resolve()))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(_file_handler(Path(root).resolve())) as url:
+        yield url

@@ -1,6 +1,8 @@
-"""Real servers on loopback for integration tests: the moto S3 API server.
+"""Real servers on loopback for integration tests: any HTTP handler, and the moto S3 API server.
 
-Started as a subprocess on a free port, health-checked, always stopped.
+`http_server` is the one way tests serve HTTP from a thread (fake STAC APIs, file servers,
+credential gates, fault proxies); moto runs as a subprocess on a free port, health-checked.
+Both are always stopped.
 """
 
 from __future__ import annotations
@@ -10,12 +12,38 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from geoproc.dev.stac_server import free_port
+
+
+class _LoopbackServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+    """Bursts of parallel range reads (GDAL, dask workers) must queue, not be refused."""
+
+
+@contextlib.contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler] | Callable[..., object]) -> Iterator[str]:
+    """Serve `handler` (a handler class, or a callable such as a `functools.partial` of one)
+    on 127.0.0.1 at a free port from a daemon thread; yields ``http://127.0.0.1:PORT``.
+
+    On exit the server is shut down and its socket closed, even when the body raised.
+    """
+    server = _LoopbackServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,6 @@ import xarray as xr
 
 from geoproc.evaluate import evaluate
 from geoproc.pipeline import run_pipeline
-from tests.conftest import run_request
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +70,7 @@ def test_scores_against_truth(small_run, sample_archive_small):
     assert min(held_out["per_class"][c]["f1"] for c in ("no_tree", "broadleaf", "conifer")) > 0.9
 
 
-def test_rerun_changes_no_byte(small_run, sample_archive_small, stac_api_small):
+def test_rerun_changes_no_byte(small_run, sample_archive_small, stac_api_small, run_request):
     out, report = small_run
     before = _digest(out)
     again = run_pipeline(run_request(sample_archive_small, stac_api_small, out))
@@ -135,7 +134,7 @@ def test_viewer_of_the_real_run_shows_the_flood(small_run, tmp_path):
 
     from geoproc.publish.colormaps import DRY_COLOR, FLOOD_COLOR, PERMANENT_WATER_COLOR
     from tests.helpers.browser import require_chromium
-    from tests.publish.test_publish_viewer import _console_lines, _count, _screenshot
+    from tests.helpers.viewer_shots import console_lines, count_color, screenshot
 
     browser = require_chromium()
     out, _ = small_run
@@ -150,11 +149,11 @@ def test_viewer_of_the_real_run_shows_the_flood(small_run, tmp_path):
     label = np.datetime_as_string(best, unit="s").replace(":", "")
     assert (out / "tiles" / "flood" / label).is_dir(), f"no tiles published for {label}"
     page = out / "viewer" / "index.html"
-    rgb, stderr = _screenshot(browser, f"{page.as_uri()}#layer=flood&date={label}", tmp_path)
-    assert _console_lines(stderr) == []
-    assert _count(rgb, FLOOD_COLOR) > 300
-    assert _count(rgb, PERMANENT_WATER_COLOR) > 100
-    assert _count(rgb, DRY_COLOR) > 5000
+    rgb, stderr = screenshot(browser, f"{page.as_uri()}#layer=flood&date={label}", tmp_path)
+    assert console_lines(stderr) == []
+    assert count_color(rgb, FLOOD_COLOR) > 300
+    assert count_color(rgb, PERMANENT_WATER_COLOR) > 100
+    assert count_color(rgb, DRY_COLOR) > 5000
     if os.environ.get("GEOPROC_SAVE_SCREENSHOT"):
         shutil.copy(tmp_path / "shot.png", os.environ["GEOPROC_SAVE_SCREENSHOT"])
 

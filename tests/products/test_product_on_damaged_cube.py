@@ -6,14 +6,14 @@ import pytest
 
 from geoproc.errors import StoreError
 from geoproc.product_runner import refuse_damaged_cube, run_product_on_cube
-from tests.cube.test_cube_store import _archive, _build, _store
+from tests.helpers.cube_builds import build_cube, cube_path, make_archive
 from tests.helpers.cube_items import TILE
 
 
 def test_product_on_a_truncated_chunk_names_the_step_and_the_repair(tmp_path):
-    cat = _archive(tmp_path, n=3)
-    _build(cat, tmp_path / "out")
-    store = _store(tmp_path / "out")
+    cat = make_archive(tmp_path, n=3)
+    build_cube(cat, tmp_path / "out")
+    store = cube_path(tmp_path / "out")
     refuse_damaged_cube(str(store))  # a good cube passes the quick check
     (store / "red" / "1.0.0").write_bytes(b"")
     with pytest.raises(StoreError) as err:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ from tests.helpers.published_stores import (
     shared_published,
     write_product_stores,
 )
+from tests.helpers.servers import http_server
 
 SOURCE_ID = "HLS.S30.T32TQT.2024122T101559.v2.0"
 
@@ -204,65 +207,54 @@ def test_source_ids_resolve_to_derived_from_links(tmp_path):
     validate_stac(item)
 
 
-class _TransactionsAPI:
-    """A minimal STAC API Transactions endpoint (POST creates, 409 if present, PUT replaces)."""
+@contextlib.contextmanager
+def _transactions_api() -> Iterator[tuple[str, dict[str, dict]]]:
+    """A minimal STAC API Transactions endpoint (POST creates, 409 if present, PUT replaces);
+    yields (its URL, the documents it holds by path)."""
+    import http.server
 
-    def __init__(self) -> None:
-        import http.server
-        import threading
+    store: dict[str, dict] = {}
 
-        store: dict[str, dict] = {}
-        self.store = store
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep test output quiet
+            pass
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output quiet
-                pass
+        def _body(self) -> dict:
+            return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
 
-            def _body(self) -> dict:
-                return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        def _reply(self, code: int) -> None:
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
-            def _reply(self, code: int) -> None:
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+        def do_POST(self):
+            doc = self._body()
+            key = f"{self.path.rstrip('/')}/{doc['id']}"
+            if key in store:
+                return self._reply(409)
+            store[key] = doc
+            self._reply(201)
 
-            def do_POST(self):
-                doc = self._body()
-                key = f"{self.path.rstrip('/')}/{doc['id']}"
-                if key in store:
-                    return self._reply(409)
-                store[key] = doc
-                self._reply(201)
+        def do_PUT(self):
+            if self.path not in store:
+                return self._reply(404)
+            store[self.path] = self._body()
+            self._reply(200)
 
-            def do_PUT(self):
-                if self.path not in store:
-                    return self._reply(404)
-                store[self.path] = self._body()
-                self._reply(200)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+    with http_server(Handler) as url:
+        yield url, store
 
 
 def test_push_to_a_transactions_api_is_idempotent(tmp_path):
     out = tmp_path / "out"
     write_product_stores(out, products=("lst",))
-    with _TransactionsAPI() as api:
-        first = publish_run(str(out), run_id="r", stac_api=api.url)
+    with _transactions_api() as (url, store):
+        first = publish_run(str(out), run_id="r", stac_api=url)
         assert first["stac_api"] == {"created": 1 + 4, "replaced": 0}
-        second = publish_run(str(out), run_id="r", stac_api=api.url)
+        second = publish_run(str(out), run_id="r", stac_api=url)
         assert second["stac_api"] == {"created": 0, "replaced": 1 + 4}
-    items = {k: v for k, v in api.store.items() if "/items/" in k}
-    assert len(items) == 4 and "/collections/lst" in api.store
+    items = {k: v for k, v in store.items() if "/items/" in k}
+    assert len(items) == 4 and "/collections/lst" in store
     for key, item in items.items():
         assert key == f"/collections/lst/items/{item['id']}"
         assert not [link for link in item["links"] if link["rel"] in ("root", "parent")]

@@ -12,10 +12,8 @@ import json
 import math
 import os
 import shutil
-import subprocess
-import threading
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -26,8 +24,10 @@ from pyproj import Transformer
 
 from geoproc.publish.colormaps import DRY_COLOR, FLOOD_COLOR, PERMANENT_WATER_COLOR, STYLES
 from geoproc.publish.viewer import LEAFLET_VERSION, opening_date, viewer_files, viewer_html
-from tests.helpers.browser import HEADLESS_FLAGS, Browser, require_chromium
+from tests.helpers.browser import Browser, require_chromium
 from tests.helpers.published_stores import DATES, TILES, shared_published, water_of
+from tests.helpers.servers import http_server
+from tests.helpers.viewer_shots import console_lines, count_color, is_color, screenshot
 
 READY = "document.getElementById('status').dataset.state === 'ready'"
 VALUE_READY = "document.getElementById('value').dataset.state === 'ready'"
@@ -66,58 +66,15 @@ def _shot(browser: Browser, tmp: Path, name: str) -> np.ndarray:
         return src.read()[:3]
 
 
-def _is(rgb: np.ndarray, color: tuple[int, ...]) -> np.ndarray:
-    return (np.abs(rgb.astype(int) - np.array(color[:3])[:, None, None]) <= 2).all(0)
-
-
-def _run(chromium: str, url: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
-    """One-shot headless run (``--screenshot``/``--dump-dom``), no DevTools connection."""
-    return subprocess.run(
-        [
-            chromium,
-            *HEADLESS_FLAGS,
-            f"--user-data-dir={tmp / 'profile'}",
-            "--window-size=1024,768",
-            "--virtual-time-budget=5000",
-            "--run-all-compositor-stages-before-draw",
-            "--enable-logging=stderr",
-            "--v=0",
-            *extra,
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def _screenshot(chromium: str, url: str, tmp: Path) -> tuple[np.ndarray, str]:
-    """RGB of a one-shot screenshot and Chromium's stderr (used by the pipeline test too)."""
-    shot = tmp / "shot.png"
-    result = _run(chromium, url, tmp, f"--screenshot={shot}")
-    assert shot.exists(), result.stderr[-2000:]
-    with rasterio.open(shot) as src:
-        rgb = src.read()[:3]
-    return rgb, result.stderr
-
-
-def _count(rgb: np.ndarray, color: tuple[int, ...]) -> int:
-    return int(_is(rgb, color).sum())
-
-
-def _console_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
-
-
 def test_one_shot_screenshot_opens_on_the_data_without_console_lines(published, tmp_path):
     """The plain ``chromium --screenshot`` path other tests (the pipeline's) rely on."""
-    rgb, stderr = _screenshot(
+    rgb, stderr = screenshot(
         require_chromium(), (published / "viewer" / "index.html").as_uri(), tmp_path
     )
-    assert _console_lines(stderr) == []
-    assert _count(rgb, FLOOD_COLOR) > 500
-    assert _count(rgb, PERMANENT_WATER_COLOR) > 200
-    assert _count(rgb, DRY_COLOR) > 5000
+    assert console_lines(stderr) == []
+    assert count_color(rgb, FLOOD_COLOR) > 500
+    assert count_color(rgb, PERMANENT_WATER_COLOR) > 200
+    assert count_color(rgb, DRY_COLOR) > 5000
 
 
 def _merc_y(lat: float) -> float:
@@ -142,7 +99,7 @@ def test_zoom_draws_the_flood_band_at_its_true_size(browser, published, tmp_path
     assert browser.evaluate("geoprocViewer.map.getZoom()") == zoom
     rgb = _shot(browser, tmp_path, f"viewer-flood-z{zoom}.png")
     width = rgb.shape[2]
-    flood = _is(rgb, FLOOD_COLOR)
+    flood = is_color(rgb, FLOOD_COLOR)
     centre_col = flood[:, width // 2 - 3]  # the hash's longitude
     rows = np.flatnonzero(centre_col)
     metres_per_px = EARTH / (256 * 2**zoom)
@@ -154,7 +111,7 @@ def test_zoom_draws_the_flood_band_at_its_true_size(browser, published, tmp_path
     # the band sits at its latitude: its middle is the screen's vertical centre (hash lat)
     height = browser.evaluate("document.getElementById('map').clientHeight")
     assert abs((rows.min() + rows.max()) / 2 - height / 2) <= 2 + cog_px
-    assert _is(rgb, PERMANENT_WATER_COLOR).sum() > (0 if zoom == 14 else 50)
+    assert is_color(rgb, PERMANENT_WATER_COLOR).sum() > (0 if zoom == 14 else 50)
     assert browser.errors() == []
 
 
@@ -229,18 +186,13 @@ def test_a_click_on_nodata_says_so(browser, published):
 
 def test_the_page_works_over_http_too(browser, published):
     """Served by a plain web server: same tiles, same click values, nothing fails to load."""
-    handler = partial(QuietHandler, directory=str(published))
-    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            url = f"http://127.0.0.1:{server.server_address[1]}/viewer/index.html"
-            browser.messages.clear()
-            browser.goto(f"{url}#layer=lst&pt=47.51,{WEST_LON}")
-            browser.wait_for(f"document.readyState === 'complete' && {READY} && {VALUE_READY}")
-            shown = browser.evaluate("document.getElementById('value').dataset.raw")
-            assert browser.evaluate("document.querySelectorAll('.leaflet-tile-loaded').length") > 2
-        finally:
-            server.shutdown()
+    with http_server(partial(QuietHandler, directory=str(published))) as base:
+        url = f"{base}/viewer/index.html"
+        browser.messages.clear()
+        browser.goto(f"{url}#layer=lst&pt=47.51,{WEST_LON}")
+        browser.wait_for(f"document.readyState === 'complete' && {READY} && {VALUE_READY}")
+        shown = browser.evaluate("document.getElementById('value').dataset.raw")
+        assert browser.evaluate("document.querySelectorAll('.leaflet-tile-loaded').length") > 2
     lat, lon = (
         float(browser.evaluate(f"document.getElementById('value').dataset.{k}"))
         for k in ("lat", "lon")
@@ -355,10 +307,10 @@ def test_lst_is_drawn_in_its_ramp(browser, published, tmp_path):
         f"layer=lst&date={DATES[0]}&z=12&lat=47.5&lon=11.99&opacity=1",
     )
     rgb = _shot(browser, tmp_path, "viewer-lst-z12.png")
-    assert _is(rgb, FLOOD_COLOR).sum() == 0
+    assert is_color(rgb, FLOOD_COLOR).sum() == 0
     lut = STYLES["lst"].ramp_lut()
     # the synthetic LST spans ~285..296 K: ramp indexes ~112..147
-    assert sum(_is(rgb, lut[i]).sum() for i in range(100, 160, 3)) > 2000
+    assert sum(is_color(rgb, lut[i]).sum() for i in range(100, 160, 3)) > 2000
     legend = browser.evaluate("document.getElementById('legend').textContent")
     assert "(K)" in legend and "250" in legend and "330" in legend
     assert browser.errors() == []

@@ -7,13 +7,13 @@ import pytest
 from geoproc import run_report
 from geoproc.publish import report_charts
 from tests.helpers.browser import Browser, require_chromium
-from tests.publish.test_report_charts import _map_report, _report
+from tests.helpers.report_fixtures import sample_map_report, sample_report
 
 pytestmark = pytest.mark.integration
 
 
 def test_report_renders_offline_with_its_map_and_folded_drop_list(tmp_path):
-    report = {**_report(), **_map_report()}
+    report = {**sample_report(), **sample_map_report()}
     page = tmp_path / "report.html"
     page.write_text(run_report.render_html(report))
     browser = Browser(require_chromium(), tmp_path / "profile", width=1200, height=900)

@@ -11,42 +11,7 @@ from geoproc import run_report
 from geoproc.publish import report_charts
 from geoproc.publish.report_history import archive_report
 from geoproc.storage import parse_url
-
-
-def _report(status: str = "written") -> dict:
-    return {
-        "run_id": "20241231-abc",
-        "kind": "regional",
-        "status": "complete",
-        "timings_s": {"search": 1.0, "cube": 30.0, "publish": 60.0},
-        "inputs": {
-            "found": 9,
-            "used_per_collection": {"HLSS30_2.0": 4, "sentinel-1-rtc": 2},
-            "dropped": [
-                {"id": "a", "collection": "HLSS30_2.0", "reason": "cloud_cover"},
-                {"id": "b", "collection": "HLSS30_2.0", "reason": "cloud_cover"},
-                {"id": "c", "collection": "sentinel-1-rtc", "reason": "duplicate<b>"},
-            ],
-        },
-        "masked_fraction": {
-            "32N_0001_0001": [
-                {"time": "2024-01-01T10:00:00", "platform": "S30", "masked_fraction": 0.0},
-                {"time": "2024-01-02T10:00:00", "platform": "S30", "masked_fraction": 1.0},
-            ],
-            "32N_0002_0001": [
-                {"time": "2024-01-02T10:00:00", "platform": "S30", "masked_fraction": 0.5},
-            ],
-        },
-        "cubes": {
-            "32N_0001_0001": {"tile": "32N_0001_0001", "steps_written": ["x"]},
-            "32N_0002_0001": {"tile": "32N_0002_0001", "steps_written": []},
-        },
-        "products": {
-            "flood/32N_0001_0001": {"status": status},
-            "flood/32N_0002_0001": {"status": "failed"},
-        },
-        "links": run_report.links(published=True),
-    }
+from tests.helpers.report_fixtures import sample_map_report, sample_report
 
 
 class _Rects(HTMLParser):
@@ -69,13 +34,13 @@ def _rects(svg: str) -> list[dict]:
 
 
 def test_stage_bars_are_proportional_to_the_time():
-    rects = _rects(report_charts.stage_times_svg(_report()["timings_s"]))
+    rects = _rects(report_charts.stage_times_svg(sample_report()["timings_s"]))
     widths = [float(r["width"]) for r in rects]
     assert widths == [300.0, 150.0, 5.0]  # publish 60 s, cube 30 s, search 1 s
 
 
 def test_inputs_bars_split_used_and_dropped_by_reason_and_escape_names():
-    svg = report_charts.inputs_svg(_report()["inputs"])
+    svg = report_charts.inputs_svg(sample_report()["inputs"])
     assert "duplicate&lt;b&gt;" in svg and "<b>" not in svg
     bars = [r for r in _rects(svg) if float(r.get("height", 0)) > 10]
     # HLSS30: 4 used + 2 cloud_cover; S1: 2 used + 1 duplicate; 300 px = 6 items
@@ -84,7 +49,7 @@ def test_inputs_bars_split_used_and_dropped_by_reason_and_escape_names():
 
 
 def test_masked_fraction_cells_are_shaded_by_fraction_on_a_shared_time_axis():
-    rects = _rects(report_charts.masked_svg(_report()["masked_fraction"]))
+    rects = _rects(report_charts.masked_svg(sample_report()["masked_fraction"]))
     fills = [r["fill"] for r in rects]
     assert fills == ["rgb(255,255,255)", "rgb(55,55,75)", "rgb(155,155,175)"]
     xs = [float(r["x"]) for r in rects]
@@ -92,7 +57,7 @@ def test_masked_fraction_cells_are_shaded_by_fraction_on_a_shared_time_axis():
 
 
 def test_tile_grid_colours_tiles_by_status():
-    status = report_charts.tile_status(_report())
+    status = report_charts.tile_status(sample_report())
     assert status == {"32N_0001_0001": "done", "32N_0002_0001": "failed"}
     rects = _rects(report_charts.tile_map_svg(status))
     cells = {r["fill"] for r in rects if r["width"] == "26"}
@@ -103,7 +68,7 @@ def test_tile_grid_colours_tiles_by_status():
 
 
 def test_report_has_four_charts_and_stays_offline(tmp_path):
-    page = run_report.render_html(_report())
+    page = run_report.render_html(sample_report())
     parser = _Rects()
     parser.feed(page)
     assert parser.svgs == 4
@@ -113,7 +78,7 @@ def test_report_has_four_charts_and_stays_offline(tmp_path):
 
 def test_a_rerun_keeps_the_report_of_the_run_that_did_the_work(tmp_path):
     out = parse_url(str(tmp_path))
-    first = _report("written")
+    first = sample_report("written")
     archive_report(
         out,
         "20241231-abc",
@@ -126,7 +91,7 @@ def test_a_rerun_keeps_the_report_of_the_run_that_did_the_work(tmp_path):
     archive_report(
         out,
         "20241231-abc",
-        _report("skipped"),
+        sample_report("skipped"),
         render=run_report.render_html,
         now=datetime(2025, 1, 2, 10, tzinfo=UTC),
     )
@@ -164,35 +129,8 @@ class _Shapes(HTMLParser):
         self.texts.append(data)
 
 
-def _outline(lon: float, lat: float, d: float = 0.1) -> list[list[float]]:
-    return [[lon, lat], [lon + d, lat], [lon + d, lat + d], [lon, lat + d], [lon, lat]]
-
-
-def _map_report() -> dict:
-    """Four tiles, one per state: a written cube, a rerun skip, a failed product, no scene."""
-    return {
-        "tiles": {
-            "32N_0001_0001": _outline(9.0, 45.0),
-            "32N_0002_0001": _outline(9.1, 45.0),
-            "32N_0003_0001": _outline(9.2, 45.0),
-            "33N_0001_0001": _outline(9.3, 45.0),
-        },
-        "cubes": {
-            "32N_0001_0001": {"tile": "32N_0001_0001", "steps_written": ["a", "b"]},
-            "32N_0002_0001": {"tile": "32N_0002_0001", "steps_written": []},
-            "32N_0003_0001": {"tile": "32N_0003_0001", "steps_written": ["c"]},
-            "33N_0001_0001": {"status": "no data"},
-        },
-        "products": {
-            "flood/32N_0001_0001": {"status": "appended"},
-            "flood/32N_0002_0001": {"status": "skipped"},
-            "flood/32N_0003_0001": {"status": "failed"},
-        },
-    }
-
-
 def test_tile_map_has_one_polygon_per_tile_in_its_status_colour_and_a_legend():
-    report = _map_report()
+    report = sample_map_report()
     status = report_charts.tile_status(report)
     assert status == {
         "32N_0001_0001": "done",
@@ -244,7 +182,7 @@ def test_links_to_prefect_and_dask_only_when_given(tmp_path):
         parser.feed(run_report.render_html(report))
         return sorted(parser.hrefs)
 
-    plain = _report()
+    plain = sample_report()
     assert hrefs(plain) == ["../../stac/catalog.json", "../../viewer/index.html"]
     prefect = "http://127.0.0.1:4200/runs/flow-run/0d3c5a1e-1b1b-4c1c-9a8e-1f2e3d4c5b6a"
     extra = {
@@ -275,7 +213,7 @@ def test_links_to_prefect_and_dask_only_when_given(tmp_path):
 
 def test_cube_repairs_are_listed_per_step():
     report = {
-        **_report(),
+        **sample_report(),
         "cubes": {
             "32N_0001_0001": {
                 "tile": "32N_0001_0001",
@@ -296,4 +234,4 @@ def test_cube_repairs_are_listed_per_step():
     ]
     page = run_report.render_html(report)
     assert "<h2>Cube repairs</h2><p>1 repaired, 1 restored, 1 still damaged</p>" in page
-    assert "Cube repairs" not in run_report.render_html(_report())
+    assert "Cube repairs" not in run_report.render_html(sample_report())

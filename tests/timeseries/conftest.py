@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from pyproj import Transformer
 
-NY, NX, DATES = 70, 90, 6
-X0, Y0, RES = 400_000.0, 5_000_000.0, 30.0
-"""The synthetic grid: upper-left pixel edge and pixel size (EPSG:32633)."""
+from tests.helpers.timeseries_cube import DATES, NX, NY
 
 
 @pytest.fixture(scope="session")
@@ -31,29 +26,3 @@ def cube(_cube_once, tmp_path) -> Path:
     path = tmp_path / "cubes" / "T1.zarr"
     shutil.copytree(_cube_once, path)
     return path
-
-
-def to_lonlat(x, y):
-    return Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True).transform(x, y)
-
-
-def write_geojson(path: Path, geoms: dict[str, dict]) -> Path:
-    feats = [
-        {"type": "Feature", "id": k, "properties": {}, "geometry": g} for k, g in geoms.items()
-    ]
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
-    return path
-
-
-def stored(cube: Path, name: str) -> np.ndarray:
-    """The variable's decoded values of the complete dates, read with zarr (not geoproc)."""
-    import zarr
-
-    g = zarr.open_group(str(cube), mode="r")
-    keep = np.flatnonzero(g["time_complete"][:])
-    raw = g[name].oindex[keep]
-    if name == "fmask":
-        return raw.astype(np.float64)
-    out = raw.astype(np.float64) * 1e-4
-    out[raw == -32768] = np.nan
-    return out

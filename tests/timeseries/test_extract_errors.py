@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from geoproc.cli import main
-from tests.timeseries.conftest import RES, X0, Y0, to_lonlat, write_geojson
+from tests.helpers.timeseries_cube import RES, X0, Y0, to_lonlat, write_geojson
 
 
 def _run(capsys, *args) -> tuple[int, str]:

@@ -9,7 +9,7 @@ import pandas as pd
 from pyproj import Transformer
 
 from geoproc.cli import main
-from tests.timeseries.conftest import RES, X0, Y0, stored, to_lonlat, write_geojson
+from tests.helpers.timeseries_cube import RES, X0, Y0, stored, to_lonlat, write_geojson
 
 
 def _rows(path) -> list[dict]:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from geoproc.cli import main
-from tests.timeseries.conftest import RES, X0, Y0, stored, to_lonlat, write_geojson
+from tests.helpers.timeseries_cube import RES, X0, Y0, stored, to_lonlat, write_geojson
 
 
 def _lonlat_ring(rows_cols: list[tuple[float, float]]) -> list[list[float]]:

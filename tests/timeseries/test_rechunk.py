@@ -12,7 +12,7 @@ import zarr
 
 from geoproc.cli import main
 from geoproc.dev.bench._timeseries_cube import write_packed_cube
-from tests.timeseries.conftest import DATES, NX, NY, to_lonlat, write_geojson
+from tests.helpers.timeseries_cube import DATES, NX, NY, to_lonlat, write_geojson
 
 VARS = ("fmask", "nir08", "red")
 
@@ -210,7 +210,7 @@ def test_copy_and_extract_on_s3(cube, tmp_path, s3_bucket, capsys):
     assert _rechunk(cube, out) == 0
     assert _rechunk(cube, out) == 0
     assert '"status": "up to date"' in capsys.readouterr().out
-    from tests.timeseries.conftest import to_lonlat
+    from tests.helpers.timeseries_cube import to_lonlat
 
     lon, lat = to_lonlat(400_000.0 + 500.0, 5_000_000.0 - 500.0)
     points = write_geojson(

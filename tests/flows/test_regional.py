@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import run_request
 from tests.helpers.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
 
 def test_regional_flow_on_a_built_output_skips_everything(
-    small_run, sample_archive_small, stac_api_small
+    small_run, sample_archive_small, stac_api_small, run_request
 ):
     from prefect.testing.utilities import prefect_test_harness
 
@@ -60,6 +59,31 @@ def test_transient_errors_retry_and_bad_input_does_not():
     assert is_transient(None, None, _State(EndpointUnavailableError("cog server gave up")))
 
 
+def test_flows_retry_by_the_cube_readers_one_rule():
+    """A corrupt file (an OSError) or refused credentials are never retried, as in the reader."""
+    from rasterio.errors import RasterioIOError
+
+    from flows.regional import is_transient
+    from geoproc.cube.read import is_transient as reader_rule
+    from geoproc.errors import CredentialsError
+
+    class _State:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def result(self):
+            raise self.exc
+
+    errors = [
+        RasterioIOError("/data/B04.tif: not recognized as a supported file format"),
+        CredentialsError("HTTP 403 from the asset server"),
+        TimeoutError("read timed out"),
+        OSError("HTTP response code: 503"),
+    ]
+    assert [is_transient(None, None, _State(e)) for e in errors] == [False, False, True, True]
+    assert all(is_transient(None, None, _State(e)) == reader_rule(e) for e in errors)
+
+
 def test_library_never_imports_prefect():
 
     root = REPO_ROOT / "geoproc"
@@ -72,7 +96,7 @@ def test_library_never_imports_prefect():
 
 
 def test_backfill_flow_ends_partial_when_a_unit_fails(
-    small_run, sample_archive_small, stac_api_small, tmp_path
+    small_run, sample_archive_small, stac_api_small, run_request, tmp_path
 ):
     import json
     import os
