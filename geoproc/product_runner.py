@@ -55,6 +55,10 @@ class ProductResult:
     fingerprint: str
     mode: str = "tile"
     """How the stage cut the cube: `tile`, `space` (spatial blocks) or `time` (date groups)."""
+    update: str = ""
+    """What a new date did to older ones, for the run report (e.g. flood's reference drift)."""
+    reference_drift: float | None = None
+    """Share of known-reference pixels whose reference changed with the new dates (flood)."""
 
 
 def product_module(name: str):
@@ -174,14 +178,23 @@ def _history(inputs: xr.Dataset, full: xr.Dataset) -> dict:
     }
 
 
-def _appendable(marker, history: dict, product: str, module, options: dict, mode: str) -> int:
+def _appendable(
+    marker,
+    history: dict,
+    product: str,
+    module,
+    options: dict,
+    mode: str,
+    variables: tuple[str, ...] = (),
+) -> int:
     """How many dates a run may append to the existing store instead of rewriting it (0: no).
 
     Only for products declared incremental (a date's outputs never depend on other dates)
-    run by date groups, when the store's dates, their sources and the sources' versions are
-    an unchanged prefix of the cube's (a reprocessed item keeps its id, not its version)
-    and the product, version and options are the same."""
-    if not marker or mode != "time" or not blocking_of(module.SPEC).incremental:
+    run by date groups, or declared ``incremental="history"`` run in spatial blocks, when
+    the store's dates, their sources and the sources' versions are an unchanged prefix of
+    the cube's (a reprocessed item keeps its id, not its version) and the product, version
+    and options are the same."""
+    if not marker or not blocking_of(module.SPEC).appends(mode, options, variables):
         return 0
     if marker.get("base") != _base_fingerprint(product, module, options):
         return 0
@@ -293,7 +306,32 @@ def _run_product_unlocked(
     refuse_damaged_cube(cube_url)
     mode = blocking or stage_blocking(module, tuple(map(str, inputs.data_vars)), options)
     history = _history(inputs, full)
-    new_steps = _appendable(marker, history, product, module, options, mode)
+    variables = tuple(map(str, inputs.data_vars))
+    new_steps = _appendable(marker, history, product, module, options, mode, variables)
+    update, drift = "", None
+    if new_steps and blocking_of(module.SPEC).incremental == "history":
+        kept, drift, update = product_stage.append_with_history(
+            module,
+            product_stage.declared_inputs(
+                select_inputs(open_cube(cube_url, dask=False), product), module.SPEC
+            ).isel(time=slice(len(history["times"]) - new_steps, None)),
+            location,
+            n_old=len(history["times"]) - new_steps,
+            options=options,
+            attrs={
+                "geoproc:source_items": history["sources"],
+                "geoproc:input_fingerprint": fingerprint,
+            },
+            history_outputs=blocking_of(module.SPEC).history_outputs,
+            budget_bytes=block_memory_bytes,
+        )
+        log.info("%s %s: %s", product, tile, update)
+        if kept:
+            _write_marker(location, fingerprint, len(history["times"]), product, history, options)
+            return ProductResult(
+                product, tile, location.url, "appended", new_steps, fingerprint, mode, update, drift
+            )
+        new_steps = 0  # the drift guard: every date is recomputed below
     if new_steps:
         added = product_stage.append_dates(
             module,
@@ -307,6 +345,7 @@ def _run_product_unlocked(
                 "geoproc:input_fingerprint": fingerprint,
             },
             budget_bytes=block_memory_bytes,
+            n_old=len(history["times"]) - new_steps,
         )
         _write_marker(location, fingerprint, len(history["times"]), product, history, options)
         log.info("%s %s: %d new date(s) appended, older dates kept", product, tile, added)
@@ -338,7 +377,9 @@ def _run_product_unlocked(
         )
         steps = int(template.sizes.get("time", template.sizes.get("year", 1)))
     _write_marker(location, fingerprint, steps, product, history, options)
-    return ProductResult(product, tile, location.url, "written", steps, fingerprint, mode)
+    return ProductResult(
+        product, tile, location.url, "written", steps, fingerprint, mode, update, drift
+    )
 
 
 def _finish_attrs(

@@ -551,7 +551,7 @@ def _products_section(products: dict) -> str:
             rec.get("status", ""),
             rec.get("steps", ""),
             rec.get("seconds", ""),
-            rec.get("reason", ""),
+            rec.get("reason") or rec.get("update", ""),  # e.g. flood's reference drift
         ]
         for key, rec in sorted(products.items())
     ]

@@ -194,9 +194,14 @@ def append_dates(
     options: dict[str, Any],
     attrs: dict[str, Any],
     budget_bytes: int = DEFAULT_BLOCK_BYTES,
+    n_old: int | None = None,
 ) -> int:
     """Add the outputs of `new_inputs`' dates (all after the store's last date) to a store of
     a product whose dates are independent (``Blocking.incremental``); returns the dates added.
+
+    ``n_old``: the dates of the complete version (from its marker). Pass it: a crash after
+    the arrays were resized leaves them longer than the complete version, and the rerun
+    must write where the first try did, not after it (the shape is only a fallback).
 
     Readers never see a half-written store: arrays grow and new chunks are written first,
     while the consolidated metadata (what xarray and the publisher open) still describes the
@@ -209,7 +214,8 @@ def append_dates(
     # Not through the consolidated metadata: it keeps describing the old version until the
     # end, and arrays opened from it would not see their new shape.
     group = zarr.open_group(store, mode="r+", use_consolidated=False)
-    n_old, n_new = group["time"].shape[0], new_inputs.sizes["time"]
+    n_old = group["time"].shape[0] if n_old is None else n_old
+    n_new = new_inputs.sizes["time"]
     probe = module.run(_probe(new_inputs, "time").load(), **options)
     names = list(probe.data_vars)
     template_dims = {n: zarr_layout.dimension_names(group[n]) for n in names}
@@ -252,6 +258,93 @@ def append_dates(
     group.attrs.update(attrs)
     zarr.consolidate_metadata(store, zarr_format=group.metadata.zarr_format)  # old v3 too
     return n_new
+
+
+def append_with_history(
+    module,
+    new_inputs: xr.Dataset,
+    location: storage.Location,
+    *,
+    n_old: int,
+    options: dict[str, Any],
+    attrs: dict[str, Any],
+    history_outputs: tuple[str, ...],
+    budget_bytes: int = DEFAULT_BLOCK_BYTES,
+) -> tuple[bool, float, str]:
+    """Append `new_inputs`' dates to the `n_old`-date store of a product whose new dates
+    depend on the older dates' stored outputs (``Blocking.incremental == "history"``, e.g.
+    flood's reference water), in spatial blocks with the product's halo.
+
+    Each block reads the new dates from the cube and `history_outputs` of the `n_old`
+    older dates from the store; ``module.append_block`` returns the new dates' outputs and
+    counts, summed over the blocks' cores and judged by ``module.append_verdict``. Returns
+    (kept, figure, report line). Kept: the consolidated metadata is rewritten last, as in
+    `append_dates`, so readers switch to the new version at once. Not kept: the store is
+    left as readers see it (arrays grown, metadata old) for the caller's full recompute.
+    A crash leaves the old version readable and the marker stale; the rerun takes `n_old`
+    from the marker, so it writes the same chunks again."""
+    from xarray.coding.times import encode_cf_datetime
+
+    store = storage.zarr_store(location)
+    group = zarr.open_group(store, mode="r+", use_consolidated=False)
+    n_new, ny, nx = new_inputs.sizes["time"], new_inputs.sizes["y"], new_inputs.sizes["x"]
+    names = [v.name for v in module.SPEC.outputs]
+    template_dims = {n: zarr_layout.dimension_names(group[n]) for n in names}
+    along_time = [
+        n for n in group.array_keys() if "time" in (zarr_layout.dimension_names(group[n]) or ())
+    ]
+    for name in along_time:  # to an absolute size: a rerun after a crash resizes to the same
+        array = group[name]
+        array.resize((n_old + n_new, *array.shape[1:]))
+    units = group["time"].attrs.get("units", "seconds since 1970-01-01")
+    calendar = group["time"].attrs.get("calendar", "proleptic_gregorian")
+    encoded, _, _ = encode_cf_datetime(new_inputs["time"].values, units, calendar)
+    group["time"][n_old:] = encoded.astype(group["time"].dtype)
+    for name in along_time:
+        if name not in names and name != "time" and name in new_inputs.coords:
+            group[name][n_old:] = zarr_layout.encode_strings(
+                new_inputs.coords[name].values, group[name].dtype
+            )
+    halo = int(module.SPEC.halo)
+    history_bytes = sum(np.dtype(group[n].dtype).itemsize for n in history_outputs) * n_old
+    side = block_side(
+        budget_bytes,
+        bytes_per_pixel=bytes_per_pixel(new_inputs, nt=n_new) + history_bytes * WORK_FACTOR,
+        chunk=min(OUTPUT_CHUNK, max(ny, nx)),
+        halo=halo,
+    )
+    counts: dict[str, int] = {}
+
+    def read(block: Block) -> tuple[xr.Dataset, dict[str, np.ndarray]]:
+        window = new_inputs.isel(y=block.read_y, x=block.read_x).load()
+        old = {n: group[n][:n_old, block.read_y, block.read_x] for n in history_outputs}
+        return window, old
+
+    def compute(block: Block, item) -> xr.Dataset:
+        out, part = module.append_block(*item, core=block.crop, **options)
+        for key, value in part.items():
+            counts[key] = counts.get(key, 0) + int(value)
+        return out.isel(block.crop)
+
+    def write(block: Block, out: xr.Dataset) -> None:
+        for name in names:
+            var = out[name].transpose(*template_dims[name])
+            index = tuple(
+                {"time": slice(n_old, n_old + n_new), "y": block.y, "x": block.x}.get(
+                    d, slice(None)
+                )
+                for d in template_dims[name]
+            )
+            group[name][index] = _encoded(var).astype(group[name].dtype, copy=False)
+
+    run_blocks(
+        space_blocks(n_new, ny, nx, side=side, halo=halo), read=read, compute=compute, write=write
+    )
+    kept, figure, line = module.append_verdict(counts, n_new, **options)
+    if kept:
+        group.attrs.update(attrs)
+        zarr.consolidate_metadata(store, zarr_format=group.metadata.zarr_format)
+    return kept, figure, line
 
 
 def _encoded(var: xr.DataArray) -> np.ndarray:

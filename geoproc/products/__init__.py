@@ -11,8 +11,11 @@ says why, from what the product's run() computes:
   scene-wide statistic per date and its series fit is shared across dates, and flood exposes
   no option to hand that statistic in, so with ``vv``/``vh`` in the cube it runs as a whole
   tile. The U-Net's receptive field exceeds the halo, and a user reference layer is a
-  whole-tile array: both run as a whole tile. Not incremental: the occurrence reference is
-  over every date, so a new date can change old dates' classes.
+  whole-tile array: both run as a whole tile. Incremental in spatial blocks only (``history``):
+  a new date is classified against the occurrence reference over every date up to it, read
+  from the store's older `water` / `water_source`; older dates keep their classes unless
+  the reference drifts (``POLICIES["flood"]``). With a ``reference_time`` window the
+  reference is not the history up to the new date: recomputed in full.
 - lst: every date is independent (atmosphere per date), but the residual-cloud screen uses
   a scene percentile of clear-land temperature and the cloud distance is unbounded, so by
   default it runs in groups of dates over the whole tile (spatial blocks only with
@@ -32,6 +35,9 @@ DECLARED_BLOCKING: dict[str, Blocking] = {
         scene_wide_inputs=("vv", "vh"),
         local_options={"algorithm": "threshold", "reference": None},
         fallback="tile",
+        incremental="history",
+        history_outputs=("water", "water_source", "diagnostic"),
+        incremental_options={"reference_time": None},
     ),
     "lst": Blocking(
         "space", local_options={"cloud_screen": False}, fallback="time", incremental=True
@@ -56,8 +62,17 @@ def stage_blocking(module, variables: tuple[str, ...], options: dict) -> str:
 
 POLICIES = {
     "flood": (
-        "recomputed in full when a cube date is added: the reference water is the occurrence "
-        "over every date, so a new date can change older dates' reference/flood classes"
+        "spatially blocked runs (optical, threshold algorithm, reference from the history): "
+        "new dates appended, each classified against the occurrence reference over every "
+        "date up to and including it (computed from the store's older water/water_source "
+        "plus the new water, so an appended date gets the classes a full run gives it); "
+        "older dates keep their classes, as operational services never reclassify a "
+        "published date (GFM, Salamon et al. 2021; OPERA DSWx). If the reference "
+        "(water/dry/unknown) differs from the one the older dates were classified with on "
+        "more than reference_drift_limit (default 1 %) of the pixels with a known reference, "
+        "every date is recomputed; the run report gives the drift. Other configurations "
+        "(Sentinel-1 vv/vh, U-Net, a user reference or reference_time): recomputed in full "
+        "when a cube date is added"
     ),
     "lst": "new dates appended; older dates never recomputed (each date is independent)",
     "canopy": "recomputed when a cube date is added: a yearly composite uses every date of its year",

@@ -65,9 +65,17 @@ class Blocking:
     """Option values under which ``mode`` holds (e.g. ``{"cloud_screen": False}``); an
     option set to anything else makes the product run as ``fallback``."""
     fallback: Literal["time", "tile"] = "tile"
-    incremental: bool = False
+    incremental: bool | Literal["history"] = False
     """True when the outputs of a date never depend on other dates (``temporal="scene"``
-    only): a new cube date adds product steps without recomputing the old ones."""
+    only): a new cube date adds product steps without recomputing the old ones (by date
+    groups). ``"history"``: a new date also depends on the older dates' stored outputs
+    (``history_outputs``, e.g. flood's reference water): appended in spatial blocks by the
+    product's ``append_block`` / ``append_verdict`` (`product_stage.append_with_history`)."""
+    history_outputs: tuple[str, ...] = ()
+    """The stored per-date outputs of the older dates a ``"history"`` append reads."""
+    incremental_options: dict = field(default_factory=dict)
+    """Option values under which appending holds (e.g. ``{"reference_time": None}``); any
+    other value makes a new date recompute the store in full."""
 
     def resolve(self, variables: tuple[str, ...], options: dict, defaults: dict) -> str:
         """The mode for a cube with these variables and run() options (``defaults``: run()'s
@@ -80,6 +88,18 @@ class Blocking:
         if any(_differs(given[k], v) for k, v in self.local_options.items() if k in given):
             return self.fallback
         return self.mode
+
+    def appends(self, mode: str, options: dict, variables: tuple[str, ...] = ()) -> bool:
+        """Whether a store of this product run in ``mode`` may take new dates by appending
+        (never with a scene-wide input, even where a caller forces the mode)."""
+        wanted = "space" if self.incremental == "history" else "time" if self.incremental else None
+        if mode != wanted:
+            return False
+        if self.incremental == "history" and any(v in variables for v in self.scene_wide_inputs):
+            return False
+        return not any(
+            _differs(options[k], v) for k, v in self.incremental_options.items() if k in options
+        )
 
 
 def _differs(value, local) -> bool:

@@ -179,6 +179,43 @@ def test_new_dates_append_to_an_incremental_product(tmp_path):
     assert appended.attrs["geoproc:source_items"] == fresh.attrs["geoproc:source_items"]
 
 
+def test_an_lst_append_killed_before_its_metadata_reruns_to_the_clean_store(tmp_path, monkeypatch):
+    """A crash after the arrays grew (before the consolidated metadata): the rerun writes the
+    new date where the first try did, from the marker's count, not after the grown arrays."""
+    import zarr
+
+    cube = _cube(nt=10)
+    url = str(tmp_path / "cube.zarr")
+    complete = np.ones(10, bool)
+    complete[8:] = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cube.assign(time_complete=("time", complete)).to_zarr(
+            storage.zarr_store(url), mode="w", consolidated=True, zarr_format=3
+        )
+        first = run_product_on_cube("lst", url, str(tmp_path / "out"), tile="T")
+        xr.Dataset({"time_complete": ("time", np.ones(10, bool))}).to_zarr(
+            storage.zarr_store(url), mode="r+", region={"time": slice(0, 10)}
+        )
+
+        def killed(*args, **kwargs):
+            raise RuntimeError("killed after the chunks, before the metadata")
+
+        with monkeypatch.context() as m:
+            m.setattr(zarr, "consolidate_metadata", killed)
+            with pytest.raises(RuntimeError, match="killed"):
+                run_product_on_cube("lst", url, str(tmp_path / "out"), tile="T")
+        assert xr.open_zarr(first.store, consolidated=True).sizes["time"] == 4  # old version
+        rerun = run_product_on_cube("lst", url, str(tmp_path / "out"), tile="T")
+        clean = run_product_on_cube("lst", url, str(tmp_path / "clean"), tile="T")
+    assert (rerun.status, rerun.steps) == ("appended", 1)
+    appended = xr.open_zarr(rerun.store, consolidated=True).load()
+    fresh = xr.open_zarr(clean.store, consolidated=True).load()
+    assert appended.sizes["time"] == fresh.sizes["time"] == 5
+    for name in fresh.data_vars:
+        np.testing.assert_array_equal(appended[name].values, fresh[name].values, err_msg=name)
+
+
 def test_blocks_on_a_dask_cluster_write_the_same_bytes(cube_url, tmp_path, monkeypatch):
     """Groups of blocks sharing output chunks run as tasks on the workers (which open the
     cube themselves): the store has the in-process bytes."""

@@ -15,8 +15,11 @@ bounce, are found where they rise and touch the same date's open flood water (Pu
 et al. 2011; Chini et al. 2019, `flood_double_bounce`); a weighted opinion pool where
 both see a pixel (`flood_fusion`); flood = water now that is not water in a reference
 (occurrence over the cube's own history after Pekel et al. 2016, or a layer the user
-gives; `flood_reference`). A small MC-dropout U-Net trained on
-Sen1Floods11-style chips (Bonafilia et al. 2020) is the learned alternative
+gives; `flood_reference`). A new cube date is appended to the store without reclassifying
+the published dates, as operational services do (GFM, Salamon et al. 2021; OPERA DSWx):
+it is classified against the reference over every date up to it, and a reference drift
+beyond ``reference_drift_limit`` recomputes every date (`flood_incremental`; spatially blocked configurations only). A
+small MC-dropout U-Net trained on Sen1Floods11-style chips (Bonafilia et al. 2020) is the learned alternative
 (`algorithm="unet"`, `flood_unet`). Masked input is no data out, never a guess.
 Every option is a field of `FloodParams` (`flood_params`), written to the output attributes.
 """
@@ -36,11 +39,16 @@ from geoproc.products.flood import change as flood_change
 from geoproc.products.flood import double_bounce as flood_double_bounce
 from geoproc.products.flood import dswx as flood_dswx
 from geoproc.products.flood import fusion as flood_fusion
+from geoproc.products.flood import incremental as flood_incremental
 from geoproc.products.flood import prior as flood_prior
 from geoproc.products.flood import reference as flood_reference
 from geoproc.products.flood import sar as flood_sar
 from geoproc.products.flood.params import FloodParams
 from geoproc.products.thresholds import GaussianPair, refit_to_scene
+
+append_block = flood_incremental.append_block
+append_verdict = flood_incremental.append_verdict
+"""The store-append hooks of the product stage (`flood_incremental`: the policy)."""
 
 WATER_NOT, WATER_REFERENCE, WATER_FLOOD, WATER_NODATA = 0, 1, 2, 255
 DIAG_NODATA = 65535
@@ -281,20 +289,7 @@ def run(
         min_frequency=p.reference_min_frequency,
         min_observations=p.reference_min_observations,
     )
-    ref_known = np.isfinite(ref)
-    is_water = valid & (water_now == 1)
-    water = np.full((nt, ny, nx), WATER_NODATA, np.uint8)
-    water[valid] = WATER_NOT
-    water[is_water & ref_known & (ref == 1)] = WATER_REFERENCE
-    # Unknown reference: the water is reported as flood and flagged, never silently dropped.
-    water[is_water & ~(ref_known & (ref == 1))] = WATER_FLOOD
-    diag |= (
-        np.broadcast_to(ref_known & (ref == 1), diag.shape) * (1 << BIT_REFERENCE_WATER)
-    ).astype(np.uint16)
-    diag |= (np.broadcast_to(~ref_known, diag.shape) * (1 << BIT_REFERENCE_UNKNOWN)).astype(
-        np.uint16
-    )
-    diag[~valid] = DIAG_NODATA
+    water, diag = classify(water_now, diag, ref)
     source[~valid] = 0
     pct = np.where(valid, np.rint(np.nan_to_num(prob) * 100), 255).astype(np.uint8)
 
@@ -324,6 +319,33 @@ def run(
     out = apply_output_attrs(out, SPEC, params)
     out["water"].attrs["flag_values"] = np.array((0, 1, 2), np.uint8)
     return out.isel(time=0) if single else out
+
+
+def classify(
+    water_now: np.ndarray, diag: np.ndarray, ref: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The `water` classes and the diagnostic with the reference bits, from each date's
+    water (1/0/NaN), its detection bits and a (y, x) reference (1 water, 0 dry, NaN unknown).
+
+    The one place classes are decided, so that a date appended to a store
+    (`flood_incremental`) gets exactly the classes a full run gives it."""
+    valid = np.isfinite(water_now)
+    ref_known = np.isfinite(ref)
+    is_water = valid & (water_now == 1)
+    water = np.full(water_now.shape, WATER_NODATA, np.uint8)
+    water[valid] = WATER_NOT
+    water[is_water & ref_known & (ref == 1)] = WATER_REFERENCE
+    # Unknown reference: the water is reported as flood and flagged, never silently dropped.
+    water[is_water & ~(ref_known & (ref == 1))] = WATER_FLOOD
+    diag = diag.copy()
+    diag |= (
+        np.broadcast_to(ref_known & (ref == 1), diag.shape) * (1 << BIT_REFERENCE_WATER)
+    ).astype(np.uint16)
+    diag |= (np.broadcast_to(~ref_known, diag.shape) * (1 << BIT_REFERENCE_UNKNOWN)).astype(
+        np.uint16
+    )
+    diag[~valid] = DIAG_NODATA
+    return water, diag
 
 
 def _optical(

@@ -60,6 +60,10 @@ class FloodParams:
     """Monte-Carlo dropout samples of the U-Net."""
     device: str | None = None
     """Torch device for the U-Net (None: CUDA when present)."""
+    reference_drift_limit: float = 0.01
+    """Share of the pixels with a known reference whose reference (water / dry / unknown) may
+    change when dates are appended to a store before the run recomputes every date instead
+    (`flood_incremental`); older dates keep their classes below it."""
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -76,6 +80,10 @@ class FloodParams:
             raise UsageError(f"speckle_window={self.speckle_window} must be 1 or more")
         if int(self.mc_samples) < 1:
             raise UsageError(f"mc_samples={self.mc_samples} must be 1 or more")
+        if not 0.0 <= float(self.reference_drift_limit) <= 1.0:
+            raise UsageError(
+                f"reference_drift_limit={self.reference_drift_limit} must lie in [0, 1]"
+            )
         if not 0.0 < float(self.reference_min_frequency) <= 1.0:
             raise UsageError(
                 f"reference_min_frequency={self.reference_min_frequency} must lie in (0, 1]"

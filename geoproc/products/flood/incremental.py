@@ -1,0 +1,124 @@
+"""New dates for a flood store without reclassifying its published dates.
+
+Policy (as in operational services, which never reclassify a published date: GFM,
+Salamon et al. 2021, classifies each new Sentinel-1 scene against its reference water
+and keeps the archive; OPERA DSWx products are per granule and never revised): a new date
+is classified against the occurrence reference over every date up to and including it,
+computed from the store's own per-date ``water`` / ``water_source`` of the older dates
+plus the new dates' water. An appended date therefore gets exactly the classes a full run
+on the series up to it gives that date; older dates keep theirs. A guard bounds how far
+the store may drift from one reference: when the reference with the new dates differs
+(water / dry / unknown) from the one the older dates were classified with on more than
+``FloodParams.reference_drift_limit`` of the pixels with a known reference, the run
+recomputes every date instead.
+
+Only for the spatially blocked configuration (optical evidence, threshold algorithm, the
+reference from the cube's history over every date): there each date's detection is per
+pixel and only the reference joins the dates. Every other configuration is recomputed in
+full (`geoproc.products.POLICIES`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from geoproc.products.flood import reference as flood_reference
+from geoproc.products.flood.params import FloodParams
+
+HISTORY_OUTPUTS = ("water", "water_source", "diagnostic")
+"""The stored per-date outputs of the older dates an append reads (encoded values)."""
+_WATER_NODATA, _DIAG_NODATA = 255, 65535
+_BIT_WATER, _BIT_UNKNOWN = 8, 9
+_REFERENCE_BITS = np.uint16((1 << _BIT_WATER) | (1 << _BIT_UNKNOWN))
+
+
+def water_now(water: np.ndarray) -> np.ndarray:
+    """A stored `water` class array as the per-date water (1), dry (0), no data (NaN)."""
+    w = np.asarray(water)
+    return np.where(w == _WATER_NODATA, np.nan, (w != 0).astype(np.float32)).astype(np.float32)
+
+
+def stored_reference(
+    water: np.ndarray, source: np.ndarray, *, min_frequency: float, min_observations: int
+) -> np.ndarray:
+    """The occurrence reference a full run computes, from stored `water` / `water_source`."""
+    return flood_reference.reference_from_sources(
+        water_now(water), source, min_frequency=min_frequency, min_observations=min_observations
+    )
+
+
+def classified_reference(diagnostic: np.ndarray) -> np.ndarray:
+    """The reference each pixel's oldest valid date was classified with (bits 8/9 of its
+    diagnostic): 1 water, 0 dry, NaN unknown or never valid. Appends never touch the oldest
+    dates, so the drift is measured against the last full run, not the last append, and
+    cannot creep past the limit one append at a time."""
+    d = np.asarray(diagnostic)
+    valid = d != _DIAG_NODATA
+    first = np.take_along_axis(d, valid.argmax(axis=0)[None], axis=0)[0]
+    ref = np.where(first & (1 << _BIT_WATER), 1.0, 0.0)
+    unknown = ~valid.any(axis=0) | ((first & (1 << _BIT_UNKNOWN)) != 0)
+    return np.where(unknown, np.nan, ref).astype(np.float32)
+
+
+def append_block(
+    new: xr.Dataset,
+    history: dict[str, np.ndarray],
+    *,
+    core: dict[str, slice],
+    **options,
+) -> tuple[xr.Dataset, dict[str, int]]:
+    """The new dates' outputs for one spatial block (with its halo), and the block core's
+    reference-drift counts.
+
+    ``new``: the new dates' inputs; ``history``: the store's `HISTORY_OUTPUTS` of every
+    older date on the same window (encoded values). Each new date is classified against
+    the reference over the older dates and the new ones up to it (`flood.classify`, as in
+    `flood.run`)."""
+    from geoproc.products import flood
+
+    p = FloodParams.from_options(None, **options)
+    out = flood.run(new, params=p)
+    diag = out["diagnostic"].values
+    # Undo run()'s classification of the new dates alone: keep the detection bits.
+    detected = np.where(diag == _DIAG_NODATA, diag, diag & ~_REFERENCE_BITS).astype(np.uint16)
+    now_new = water_now(out["water"].values)
+    src_new = out["water_source"].values
+    now_old = water_now(history["water"])
+    src_old = np.asarray(history["water_source"])
+    water = np.empty_like(out["water"].values)
+    ref = np.full(now_new.shape[1:], np.nan, np.float32)
+    for k in range(now_new.shape[0]):
+        ref = flood_reference.reference_from_sources(
+            np.concatenate([now_old, now_new[: k + 1]]),
+            np.concatenate([src_old, src_new[: k + 1]]),
+            min_frequency=p.reference_min_frequency,
+            min_observations=p.reference_min_observations,
+        )
+        classes, bits = flood.classify(now_new[k : k + 1], detected[k : k + 1], ref)
+        water[k], diag[k] = classes[0], bits[0]
+    out["water"].values = water
+    out["diagnostic"].values = diag
+    before = classified_reference(history["diagnostic"])[core["y"], core["x"]]
+    after = ref[core["y"], core["x"]]
+    known = np.isfinite(before) | np.isfinite(after)
+    same = (before == after) | (np.isnan(before) & np.isnan(after))
+    return out, {
+        "reference_known": int(known.sum()),
+        "reference_changed": int((known & ~same).sum()),
+    }
+
+
+def append_verdict(counts: dict[str, int], n_new: int, **options) -> tuple[bool, float, str]:
+    """Keep the older dates (True) or recompute every date, the drift, and the run-report line."""
+    limit = float(FloodParams.from_options(None, **options).reference_drift_limit)
+    known = counts.get("reference_known", 0)
+    drift = counts.get("reference_changed", 0) / known if known else 0.0
+    if drift <= limit:
+        return (
+            True,
+            drift,
+            f"{n_new} date(s) appended, reference changed on {drift * 100:.2f} % of pixels "
+            f"(limit {limit * 100:g} %): older dates kept",
+        )
+    return False, drift, f"full recompute: reference drift {drift * 100:.2f} % > {limit * 100:g} %"
