@@ -40,6 +40,7 @@ from geoproc.inference.blocks import (
     space_blocks,
     time_blocks,
 )
+from geoproc.products import blocking_of
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def declared_inputs(inputs: xr.Dataset, spec) -> xr.Dataset:
     return inputs[[v for v in inputs.data_vars if v in names]]
 
 
-def bytes_per_pixel(inputs: xr.Dataset, *, nt: int) -> float:
+def bytes_per_pixel(inputs: xr.Dataset, *, nt: int, work_factor: float = WORK_FACTOR) -> float:
     """Decoded input bytes of one pixel over `nt` dates, times the working factor."""
     total = 0
     for var in inputs.data_vars.values():
@@ -69,21 +70,36 @@ def bytes_per_pixel(inputs: xr.Dataset, *, nt: int) -> float:
             packed = "scale_factor" in var.encoding or "add_offset" in var.encoding
             itemsize = 8 if packed or var.dtype.kind == "f" else var.dtype.itemsize
             total += max(itemsize, var.dtype.itemsize)
-    return max(1, total) * nt * WORK_FACTOR
+    return max(1, total) * nt * work_factor
 
 
-def plan_blocks(inputs: xr.Dataset, *, mode: str, halo: int, budget_bytes: int) -> list[Block]:
-    """Spatial blocks (every date) or date groups (whole tile) that fit `budget_bytes`."""
+def work_factor(module) -> float:
+    """The product's declared working bytes per decoded input byte, else `WORK_FACTOR`."""
+    return blocking_of(module.SPEC).work_factor or WORK_FACTOR
+
+
+def plan_blocks(
+    inputs: xr.Dataset,
+    *,
+    mode: str,
+    halo: int,
+    budget_bytes: int,
+    budget_halo: int | None = None,
+    factor: float = WORK_FACTOR,
+) -> list[Block]:
+    """Spatial blocks (every date) or date groups (whole tile) that fit `budget_bytes`
+    (``budget_halo``: the halo the budget must hold, when only a few inputs carry `halo`;
+    ``factor``: the product's working bytes per decoded input byte)."""
     nt, ny, nx = inputs.sizes["time"], inputs.sizes["y"], inputs.sizes["x"]
     if mode == "space":
         side = block_side(
             budget_bytes,
-            bytes_per_pixel=bytes_per_pixel(inputs, nt=nt),
+            bytes_per_pixel=bytes_per_pixel(inputs, nt=nt, work_factor=factor),
             chunk=min(OUTPUT_CHUNK, max(ny, nx)),
-            halo=halo,
+            halo=halo if budget_halo is None else budget_halo,
         )
         return space_blocks(nt, ny, nx, side=side, halo=halo)
-    per_date = bytes_per_pixel(inputs, nt=1) * ny * nx
+    per_date = bytes_per_pixel(inputs, nt=1, work_factor=factor) * ny * nx
     return time_blocks(nt, ny, nx, steps=max(1, int(budget_bytes // per_date)))
 
 
@@ -106,8 +122,18 @@ def run_blocked(
     With a Dask ``client``, groups of blocks run as tasks on its workers; ``open_inputs``
     (picklable, e.g. a `functools.partial`) opens the same inputs there."""
     spec = module.SPEC
-    halo = int(spec.halo) if mode == "space" else 0
-    blocks = plan_blocks(inputs, mode=mode, halo=halo, budget_bytes=budget_bytes)
+    halo = block_halo(module, inputs, options) if mode == "space" else 0
+    context = _halo_inputs(module, inputs, mode)
+    blocks = plan_blocks(
+        inputs,
+        mode=mode,
+        halo=halo,
+        budget_bytes=budget_bytes,
+        budget_halo=int(spec.halo) if context else None,
+        factor=work_factor(module),
+    )
+    if mode == "space":
+        options = {**options, **scene_options(module, inputs, options, budget_bytes)}
     probe = module.run(_probe(inputs, mode).load(), **options)
     template = finish(_template(probe, inputs, mode=mode))
     if not any(template[v].size for v in template.data_vars):
@@ -151,6 +177,36 @@ def run_blocked(
     return template
 
 
+def _halo_inputs(module, inputs: xr.Dataset, mode: str) -> list[str]:
+    """The inputs read with the halo while the rest is read for the core (space mode)."""
+    if mode != "space":
+        return []
+    return [v for v in blocking_of(module.SPEC).halo_inputs if v in inputs]
+
+
+def block_halo(module, inputs: xr.Dataset, options: dict[str, Any]) -> int:
+    """The spec's halo, or the declaration's ``halo_of`` for these options where wider."""
+    name = blocking_of(module.SPEC).halo_of
+    extra = getattr(module, name)(inputs, **options) if name else 0
+    return max(int(module.SPEC.halo), int(extra))
+
+
+def scene_options(
+    module, inputs: xr.Dataset, options: dict[str, Any], budget_bytes: int
+) -> dict[str, Any]:
+    """Options carrying scene-wide statistics into spatial blocks (``Blocking.
+    scene_statistics``), computed from one pass over blocks of every date (no halo);
+    empty for products without any."""
+    name = blocking_of(module.SPEC).scene_statistics
+    if not name:
+        return {}
+    blocks = plan_blocks(
+        inputs, mode="space", halo=0, budget_bytes=budget_bytes, factor=work_factor(module)
+    )
+    windows = (inputs.isel(time=b.time, y=b.read_y, x=b.read_x).load() for b in blocks)
+    return getattr(module, name)(windows, **options)
+
+
 def _run_group(
     blocks: list[Block],
     module,
@@ -167,10 +223,17 @@ def _run_group(
     inputs = open_inputs()
     group = zarr.open_group(storage.zarr_store(location), mode="r+")
 
-    def read(block: Block) -> xr.Dataset:
-        return inputs.isel(time=block.time, y=block.read_y, x=block.read_x).load()
+    context = _halo_inputs(module, inputs, mode)
 
-    def compute(block: Block, window: xr.Dataset) -> xr.Dataset:
+    def read(block: Block) -> xr.Dataset | tuple[xr.Dataset, xr.Dataset]:
+        if not context:
+            return inputs.isel(time=block.time, y=block.read_y, x=block.read_x).load()
+        core = inputs.isel(time=block.time, y=block.y, x=block.x).load()
+        return core, inputs[context].isel(time=block.time, y=block.read_y, x=block.read_x).load()
+
+    def compute(block: Block, window) -> xr.Dataset:
+        if context:  # the core, and the halo inputs around it
+            return module.run(window[0], **options, halo_context=(window[1], block.crop))
         out = module.run(window, **options)
         return out.isel(block.crop) if mode == "space" else out
 
@@ -247,7 +310,11 @@ def append_dates(
             var = out[name].transpose(*template_dims[name])
             group[name][shifted] = _encoded(var).astype(group[name].dtype, copy=False)
 
-    per_date = bytes_per_pixel(new_inputs, nt=1) * new_inputs.sizes["y"] * new_inputs.sizes["x"]
+    per_date = (
+        bytes_per_pixel(new_inputs, nt=1, work_factor=work_factor(module))
+        * new_inputs.sizes["y"]
+        * new_inputs.sizes["x"]
+    )
     blocks = time_blocks(
         n_new,
         new_inputs.sizes["y"],

@@ -16,10 +16,16 @@ says why, from what the product's run() computes:
   from the store's older `water` / `water_source`; older dates keep their classes unless
   the reference drifts (``POLICIES["flood"]``). With a ``reference_time`` window the
   reference is not the history up to the new date: recomputed in full.
-- lst: every date is independent (atmosphere per date), but the residual-cloud screen uses
-  a scene percentile of clear-land temperature and the cloud distance is unbounded, so by
-  default it runs in groups of dates over the whole tile (spatial blocks only with
-  ``cloud_screen=False``). Incremental: a new date adds steps, old ones never change.
+- lst: every date is independent (atmosphere per date) and per pixel, except the
+  residual-cloud screen's T_low, a scene percentile of clear-land temperature per date:
+  a first pass over spatial blocks counts each date's clear-land BT values and takes the
+  percentile of the whole scene from the counts, to the bit (``scene_statistics``), and
+  the blocks get it as an option. The ``near_cloud`` QA bit needs the Fmask cloud distance
+  below ``near_cloud_m``: run() gets the Fmask with a halo that wide (``halo_of``,
+  ``halo_inputs``), the rest of the block without. With the near-cloud uncertainty
+  on (``near_cloud_sigma_k``) the distance is unbounded: groups of dates over the whole
+  tile (``local_when``). Incremental: a new date adds steps (by date groups, over the
+  whole tile), old ones never change.
 """
 
 from __future__ import annotations
@@ -40,7 +46,14 @@ DECLARED_BLOCKING: dict[str, Blocking] = {
         incremental_options={"reference_time": None},
     ),
     "lst": Blocking(
-        "space", local_options={"cloud_screen": False}, fallback="time", incremental=True
+        "space",
+        fallback="time",
+        incremental=True,
+        local_when="spatially_local",
+        scene_statistics="scene_statistics",
+        halo_of="block_halo",
+        halo_inputs=("fmask",),
+        work_factor=6.0,
     ),
 }
 
@@ -57,7 +70,7 @@ def stage_blocking(module, variables: tuple[str, ...], options: dict) -> str:
         for name, p in inspect.signature(module.run).parameters.items()
         if p.default is not inspect.Parameter.empty
     }
-    return blocking_of(module.SPEC).resolve(tuple(variables), options, defaults)
+    return blocking_of(module.SPEC).resolve(tuple(variables), options, defaults, module)
 
 
 POLICIES = {

@@ -76,10 +76,33 @@ class Blocking:
     incremental_options: dict = field(default_factory=dict)
     """Option values under which appending holds (e.g. ``{"reference_time": None}``); any
     other value makes a new date recompute the store in full."""
+    local_when: str | None = None
+    """Name of a function of the product module, ``f(options) -> bool`` (run()'s options,
+    defaults filled), False where ``mode`` does not hold: for conditions ``local_options``
+    cannot state (e.g. LST's near-cloud uncertainty inside its ``cloud_screen`` option)."""
+    scene_statistics: str | None = None
+    """Name of a function of the product module, ``f(windows, **options) -> dict``: run
+    before a ``space`` run over spatial blocks with every date (`windows`, one at a time),
+    it returns options for run() that carry scene-wide statistics into every block (e.g.
+    LST's per-date T_low). Derived from the data, never part of the recorded options."""
+    halo_of: str | None = None
+    """Name of a function of the product module, ``f(inputs, **options) -> int``: a halo
+    that depends on the options and the grid, used when wider than the spec's ``halo``."""
+    work_factor: float | None = None
+    """Working bytes of run() per decoded input byte, where the product's own measurement
+    differs from the stage's default (`product_stage.WORK_FACTOR`): sizes its blocks."""
+    halo_inputs: tuple[str, ...] = ()
+    """The only inputs that need the ``halo_of`` halo (e.g. LST's ``fmask`` for the cloud
+    distance): blocks are read for their core, and run() gets these over the block with
+    its halo as ``halo_context=(dataset, core slices)``, so the per-pixel work is not
+    repeated on the halo."""
 
-    def resolve(self, variables: tuple[str, ...], options: dict, defaults: dict) -> str:
+    def resolve(
+        self, variables: tuple[str, ...], options: dict, defaults: dict, module=None
+    ) -> str:
         """The mode for a cube with these variables and run() options (``defaults``: run()'s
-        own defaults, for the options not given)."""
+        own defaults, for the options not given; ``module``: the product's, for
+        ``local_when``: without it such a declaration takes its ``fallback``)."""
         if self.mode == "tile":
             return "tile"
         if any(v in variables for v in self.scene_wide_inputs):
@@ -87,13 +110,20 @@ class Blocking:
         given = {**defaults, **options}  # an option run() no longer has cannot break locality
         if any(_differs(given[k], v) for k, v in self.local_options.items() if k in given):
             return self.fallback
+        if self.local_when and (module is None or not getattr(module, self.local_when)(options)):
+            return self.fallback
         return self.mode
 
     def appends(self, mode: str, options: dict, variables: tuple[str, ...] = ()) -> bool:
         """Whether a store of this product run in ``mode`` may take new dates by appending
-        (never with a scene-wide input, even where a caller forces the mode)."""
-        wanted = "space" if self.incremental == "history" else "time" if self.incremental else None
-        if mode != wanted:
+        (never with a scene-wide input, even where a caller forces the mode). Independent
+        dates (``incremental=True``) append by date groups whether the store was written in
+        ``time`` or ``space`` blocks: either gives every date its whole-tile output."""
+        if self.incremental == "history":
+            wanted: tuple[str, ...] = ("space",)
+        else:
+            wanted = ("time", "space") if self.incremental else ()
+        if mode not in wanted:
             return False
         if self.incremental == "history" and any(v in variables for v in self.scene_wide_inputs):
             return False

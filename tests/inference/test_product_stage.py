@@ -98,7 +98,8 @@ def test_declarations():
     assert stage_blocking(flood, (*OPTICAL, "vv"), {}) == "tile"  # scene-wide SAR threshold
     assert stage_blocking(flood, OPTICAL, {"algorithm": "unet"}) == "tile"
     assert stage_blocking(flood, OPTICAL, {"reference": np.zeros((4, 4))}) == "tile"
-    assert stage_blocking(lst, ("lwir11",), {}) == "time"  # scene percentile cloud screen
+    assert stage_blocking(lst, ("lwir11",), {}) == "space"  # scene percentile from a first pass
+    assert stage_blocking(lst, ("lwir11",), {"cloud_screen": {"near_cloud_sigma_k": 5.0}}) == "time"
     assert stage_blocking(lst, ("lwir11",), {"cloud_screen": False}) == "space"
 
 
@@ -126,7 +127,7 @@ def test_blockwise_flood_equals_whole_array(cube_url, tmp_path):
 
 @pytest.mark.parametrize(
     ("product", "mode", "budget"),
-    [("flood", "space", 2**17), ("lst", "time", 2**17), ("canopy", "space", 2**16)],
+    [("flood", "space", 2**17), ("lst", "space", 2**17), ("canopy", "space", 2**16)],
 )
 def test_blocked_store_has_the_whole_tile_bytes(cube_url, tmp_path, product, mode, budget):
     with warnings.catch_warnings():

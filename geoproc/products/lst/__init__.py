@@ -52,9 +52,11 @@ from geoproc.products.base import ProductSpec, VariableSpec, apply_output_attrs
 from geoproc.products.lst import emissivity as emis
 from geoproc.products.lst.cloud_screen import (
     CloudScreen,
+    clear_land_bt,
     cloud_distance,
     near_cloud_sigma,
     residual_cloud,
+    scene_t_low,
 )
 from geoproc.products.lst.cube_st import band_constants, has_st_layers, st_inputs, time_sensors
 from geoproc.products.lst.params import METHODS, LSTParams
@@ -214,6 +216,8 @@ def run(
     cloud_screen: CloudScreen | dict | bool | None = True,
     usgs_emissivity: bool = False,
     params: LSTParams | None = None,
+    cloud_screen_t_low: np.ndarray | None = None,
+    halo_context: tuple[xr.Dataset, dict] | None = None,
 ) -> xr.Dataset:
     """LST, emissivity, uncertainty and QA for every pixel and time step of `dataset`.
 
@@ -229,6 +233,11 @@ def run(
     as a dict, False to turn it off) masks clouds Fmask missed and widens the uncertainty
     near clouds. `thermal_constants="auto"` takes the band's K1/K2 from the dataset's
     ``spacecraft`` / ``platform`` / ``thermal_k1`` attributes (Landsat 4-9), else Landsat 8.
+    ``cloud_screen_t_low`` (one per time step, NaN: not tested) replaces the screen's
+    scene percentile when `dataset` is one spatial block of the scene (`scene_statistics`);
+    it is derived from the data, so it is no parameter of the output. ``halo_context``:
+    (``fmask`` over the block with a halo, the slices of `dataset` in it) for the cloud
+    distance of a spatial block (`block_halo`).
     """
     given = {
         "method": method,
@@ -250,21 +259,8 @@ def run(
     ds = _check_type(dataset)
     mixed = _sensor_groups(ds, p)
     if mixed:
-        return _run_per_sensor(ds, p, mixed)
-    st_attrs: dict = {}
-    if p.thermal_constants != "auto":
-        constants, constants_source = p.thermal_constants, "thermal_constants option"
-    elif has_st_layers(ds):
-        constants, constants_source = band_constants(ds)
-    else:
-        constants, constants_source = constants_for_dataset(ds.attrs), ""
-    ds, st_attrs = st_inputs(
-        ds,
-        constants=constants,
-        constants_source=constants_source,
-        usgs_emissivity=p.usgs_emissivity,
-    )
-    ds = _check_dataset(ds)
+        return _run_per_sensor(ds, p, mixed, cloud_screen_t_low, halo_context)
+    ds, constants, st_attrs = _thermal_inputs(ds, p)
     has12 = "lwir12" in ds
     bands = {
         b: thermal_band(b, constants=constants)
@@ -377,7 +373,9 @@ def run(
         source = xr.where(use, src, source)
 
     valid = qa_ok & _finite(lst, unc, eps["lwir11"]) & (lst > 150.0) & (lst < 400.0)
-    cloud_residual, near = _screen_clouds(ds, bt11, surface, screen)
+    cloud_residual, near = _screen_clouds(
+        ds, bt11, surface, screen, cloud_screen_t_low, halo_context
+    )
     if near is not None:
         unc = np.sqrt(unc**2 + near_cloud_sigma(near, screen=screen) ** 2)
     qa = (
@@ -407,6 +405,128 @@ def run(
     out = apply_output_attrs(out, SPEC, p.as_attrs())
     out.attrs.update(st_attrs)
     return out
+
+
+def spatially_local(options: dict) -> bool:
+    """Whether spatial blocks give the whole-tile result for these run() options: not with
+    the near-cloud uncertainty on (it grows with an unbounded distance to the nearest
+    cloud); the screen's scene T_low comes from `scene_statistics`, and the near-cloud QA
+    bit from a halo as wide as ``near_cloud_m`` (`block_halo`)."""
+    screen = _params_of(options).cloud_screen
+    return screen is None or screen.near_cloud_sigma_k == 0
+
+
+def block_halo(inputs: xr.Dataset, **options) -> int:
+    """Pixels of context a spatial block needs for the ``near_cloud`` QA bit: the Fmask
+    cloud distance is exact inside the block wherever it is below ``near_cloud_m``."""
+    screen = _params_of(options).cloud_screen
+    if screen is None or "fmask" not in inputs or "lwir11" not in inputs:
+        return 0
+    return int(np.ceil(screen.near_cloud_m / _pixel_size(inputs, inputs["lwir11"]))) + 1
+
+
+def scene_statistics(windows, **options) -> dict:
+    """The residual-cloud screen's T_low per date over the whole scene, from spatial blocks
+    with every date (`windows`): exact clear-land BT value counts merged over the blocks,
+    then the percentile run() would take of the whole scene (`cloud_screen.scene_t_low`).
+    Memory: one block plus the distinct BT values per date (few: BT comes from integer
+    radiance counts). Returns run()'s ``cloud_screen_t_low`` option."""
+    p = _params_of(options)
+    screen = p.cloud_screen
+    if screen is None:
+        return {}
+    counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    nt = None
+    for window in windows:
+        ds = _check_type(window)
+        nt = ds.sizes.get("time", 1)
+        groups = _sensor_groups(ds, p) or {"": list(range(nt))}
+        for sensor, steps in groups.items():
+            q = dataclasses.replace(p, thermal_constants=sensor) if sensor else p
+            part = ds.isel(time=steps) if sensor else ds
+            for step, mask, bt in _clear_land(part, q):
+                t = steps[step] if sensor else step
+                values, n = np.unique(bt[mask], return_counts=True)
+                if t in counts:
+                    values = np.concatenate([counts[t][0], values])
+                    n = np.concatenate([counts[t][1], n])
+                    values, inverse = np.unique(values, return_inverse=True)
+                    n = np.bincount(inverse, weights=n, minlength=values.size).astype("int64")
+                counts[t] = (values, n)
+    if nt is None or not counts:
+        return {}
+    t_low = np.full(nt, np.nan)
+    for t, (values, n) in counts.items():
+        t_low[t] = scene_t_low(values, n, screen=screen)
+    return {"cloud_screen_t_low": t_low}
+
+
+def _clear_land(ds: xr.Dataset, p: LSTParams):
+    """(time index, clear-land mask, BT) per date, as run()'s screen derives them."""
+    ds, _, _ = _thermal_inputs(ds, p)
+    bt11 = _brightness_temperature(ds, "lwir11")
+    if bt11.ndim < 2 or "blue" not in ds or "red" not in ds:
+        return
+    thresholds = emis.NdviThresholds(ndvi_soil=p.ndvi_soil, ndvi_vegetation=p.ndvi_vegetation)
+    surface = _surface(ds, thresholds)
+    if surface is None:
+        return
+    optional = {k: ds[k] for k in ("green", "nir08", "swir16", "swir22") if k in ds}
+    mask, bt = clear_land_bt(
+        bt11,
+        blue=ds["blue"],
+        red=ds["red"],
+        land=surface.isin(_LAND_CLASSES),
+        screen=p.cloud_screen,
+        **optional,
+    )
+    if bt.ndim == 2:
+        yield 0, mask, bt
+        return
+    order = list(bt11.dims)
+    assert order[0] == "time", order
+    for t in range(bt.shape[0]):
+        yield t, mask[t], bt[t]
+
+
+_BLOCK_OPTIONS = ("cloud_screen_t_low", "halo_context")
+"""run() options the product stage derives for a spatial block: no parameters."""
+
+
+def _params_of(options: dict) -> LSTParams:
+    """The `LSTParams` run(**options) builds (same rules for ``params`` and keywords)."""
+    options = {k: v for k, v in options.items() if k not in _BLOCK_OPTIONS}
+    params = options.pop("params", None)
+    given = {k: v for k, v in _RUN_DEFAULTS.items() if k not in (*_BLOCK_OPTIONS, "params")}
+    given.update(options)
+    if params is not None:
+        given = {k: v for k, v in given.items() if not _is_default(k, v)}
+    return LSTParams.from_options(params, **given)
+
+
+def _thermal_inputs(ds: xr.Dataset, p: LSTParams):
+    """(dataset with BT inputs, thermal constants, ST attributes) for one sensor's steps."""
+    if p.thermal_constants != "auto":
+        constants, constants_source = p.thermal_constants, "thermal_constants option"
+    elif has_st_layers(ds):
+        constants, constants_source = band_constants(ds)
+    else:
+        constants, constants_source = constants_for_dataset(ds.attrs), ""
+    ds, st_attrs = st_inputs(
+        ds,
+        constants=constants,
+        constants_source=constants_source,
+        usgs_emissivity=p.usgs_emissivity,
+    )
+    return _check_dataset(ds), constants, st_attrs
+
+
+def _surface(ds: xr.Dataset, thresholds) -> xr.DataArray | None:
+    """NDVI-THM surface classes (with Fmask/NDWI/NDSI water and snow), None without red/nir."""
+    if "red" not in ds or "nir08" not in ds:
+        return None
+    optional = {k: ds[k] for k in ("green", "swir16", "fmask") if k in ds}
+    return emis.surface_classes(red=ds["red"], nir08=ds["nir08"], thresholds=thresholds, **optional)
 
 
 def _scene_water_vapour(bt11: xr.DataArray, depression_k: float):
@@ -439,10 +559,21 @@ def _sensor_groups(ds: xr.Dataset, p: LSTParams) -> dict[str, list[int]]:
     return groups
 
 
-def _run_per_sensor(ds: xr.Dataset, p: LSTParams, groups: dict[str, list[int]]) -> xr.Dataset:
+def _run_per_sensor(
+    ds: xr.Dataset,
+    p: LSTParams,
+    groups: dict[str, list[int]],
+    t_low: np.ndarray | None = None,
+    context: tuple[xr.Dataset, dict] | None = None,
+) -> xr.Dataset:
     parts = []
     for sensor, steps in groups.items():
-        part = run(ds.isel(time=steps), params=dataclasses.replace(p, thermal_constants=sensor))
+        part = run(
+            ds.isel(time=steps),
+            params=dataclasses.replace(p, thermal_constants=sensor),
+            cloud_screen_t_low=None if t_low is None else np.asarray(t_low)[steps],
+            halo_context=None if context is None else (context[0].isel(time=steps), context[1]),
+        )
         parts.append(part)
     out = xr.concat(parts, dim="time", combine_attrs="override").sortby("time")
     out = apply_output_attrs(out, SPEC, p.as_attrs())
@@ -548,12 +679,7 @@ def _emissivities(ds, option, option_sigma, thresholds, has12, class_sigma=None)
             "LST needs emissivity: add 'red' and 'nir08' reflectance to the dataset, an "
             "'emissivity_lwir11' variable, or pass emissivity=... ."
         )
-    classes = None
-    if have_reflectance:
-        optional = {k: ds[k] for k in ("green", "swir16", "fmask") if k in ds}
-        classes = emis.surface_classes(
-            red=ds["red"], nir08=ds["nir08"], thresholds=thresholds, **optional
-        )
+    classes = _surface(ds, thresholds)
     for band in bands:
         if band in provided:
             eps[band] = provided[band]
@@ -575,20 +701,32 @@ def _emissivities(ds, option, option_sigma, thresholds, has12, class_sigma=None)
     return eps, sigma, classes, surface
 
 
-def _screen_clouds(ds: xr.Dataset, bt11: xr.DataArray, surface, screen: CloudScreen | None):
-    """(residual cloud mask, distance to Fmask cloud in m or None) for `screen`."""
+def _screen_clouds(
+    ds: xr.Dataset,
+    bt11: xr.DataArray,
+    surface,
+    screen: CloudScreen | None,
+    t_low=None,
+    context: tuple[xr.Dataset, dict] | None = None,
+):
+    """(residual cloud mask, distance to Fmask cloud in m or None) for `screen`; `t_low`:
+    the scenes' T_low when `ds` is a block of them (`scene_statistics`)."""
     no_cloud = xr.zeros_like(bt11, dtype=bool)
     if screen is None:
         return no_cloud, None
     near = None
     if "fmask" in ds and bt11.ndim >= 2:
-        near = cloud_distance(ds["fmask"], pixel_size_m=_pixel_size(ds, bt11))
+        size = _pixel_size(ds, bt11)
+        if context is not None and "fmask" in context[0]:  # a block: distances with its halo
+            near = cloud_distance(context[0]["fmask"], pixel_size_m=size).isel(context[1])
+        else:
+            near = cloud_distance(ds["fmask"], pixel_size_m=size)
     if surface is None or "blue" not in ds or "red" not in ds or bt11.ndim < 2:
         return no_cloud, near  # no land classes or no HOT: the spectral tests cannot run
     land = surface.isin(_LAND_CLASSES)
     optional = {k: ds[k] for k in ("green", "nir08", "swir16", "swir22") if k in ds}
     found = residual_cloud(
-        bt11, blue=ds["blue"], red=ds["red"], land=land, screen=screen, **optional
+        bt11, blue=ds["blue"], red=ds["red"], land=land, screen=screen, t_low=t_low, **optional
     )
     return found, near
 

@@ -116,20 +116,88 @@ def residual_cloud(
     nir08: xr.DataArray | None = None,
     swir16: xr.DataArray | None = None,
     swir22: xr.DataArray | None = None,
+    t_low: np.ndarray | None = None,
 ) -> xr.DataArray:
     """True where a pixel Fmask left clear is spectrally cloud-like and colder than clear land.
 
     `bt` is TOA brightness temperature (K), the optical bands are reflectance, `land` is
     True on land that is neither water nor snow/ice. Tests whose bands are missing are
-    skipped; HOT (blue, red) and the cold test are always required.
+    skipped; HOT (blue, red) and the cold test are always required. ``t_low``: each scene's
+    T_low when computed elsewhere (over the whole scene while `bt` is one block of it,
+    `scene_t_low`), one per leading index of `bt`; NaN: the scene is not tested.
     """
-    bands = [
-        (b if b is not None else xr.full_like(bt, np.nan)).astype("float64")
-        for b in (blue, red, green, nir08, swir16, swir22)
-    ]
-    return _per_scene(
-        _residual_2d, bt.astype("float64"), *bands, land.astype(bool), dtype="bool", screen=screen
-    )
+    arrays = _screen_arrays(bt, blue, red, green, nir08, swir16, swir22, land)
+    if t_low is None:
+        return _per_scene(_residual_2d, *arrays, dtype="bool", screen=screen)
+    given = xr.DataArray(np.asarray(t_low, dtype="float64"), dims=bt.dims[:-2])
+    core = list(bt.dims[-2:])
+    return xr.apply_ufunc(
+        lambda *a: _residual_2d(*a[:-1], screen=screen, t_low=float(a[-1])),
+        *arrays,
+        given,
+        input_core_dims=[core] * len(arrays) + [[]],
+        output_core_dims=[core],
+        vectorize=True,
+        output_dtypes=["bool"],
+    ).transpose(*bt.dims)
+
+
+def clear_land_bt(
+    bt: xr.DataArray,
+    *,
+    blue: xr.DataArray,
+    red: xr.DataArray,
+    land: xr.DataArray,
+    screen: CloudScreen,
+    green: xr.DataArray | None = None,
+    nir08: xr.DataArray | None = None,
+    swir16: xr.DataArray | None = None,
+    swir22: xr.DataArray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(clear-land mask, BT as float64) exactly as `residual_cloud` takes T_low from them:
+    a blockwise pass over a tile merges these into the scene's T_low (`scene_t_low`)."""
+    arrays = [a.values for a in _screen_arrays(bt, blue, red, green, nir08, swir16, swir22, land)]
+    return _screen_masks(*arrays, screen=screen)[2], arrays[0]
+
+
+def scene_t_low(values: np.ndarray, counts: np.ndarray, *, screen: CloudScreen) -> float:
+    """T_low of a scene from its clear-land BT values and their counts (merged over blocks):
+    ``np.percentile`` of the expanded values, to the bit; NaN below ``min_clear_land``."""
+    if int(np.sum(counts)) < screen.min_clear_land:
+        return float("nan")
+    return percentile_from_counts(values, counts, screen.percentile)
+
+
+def percentile_from_counts(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """``np.percentile(np.repeat(values, counts), q)`` (linear method) without expanding:
+    the same virtual index, neighbours and interpolation as NumPy's, so the same bits."""
+    values = np.asarray(values, dtype="float64")
+    counts = np.asarray(counts, dtype="int64")
+    keep = counts > 0
+    values, counts = values[keep], counts[keep]
+    order = np.argsort(values, kind="stable")
+    values, counts = values[order], counts[order]
+    n = int(counts.sum())
+    if n == 0:
+        raise ValueError("percentile of no values")
+    quantile = np.true_divide(q, 100)
+    virtual = (n - 1) * quantile  # NumPy's "linear" (Hyndman & Fan type 7)
+    ends = np.cumsum(counts)  # values[i] fills sorted positions ends[i-1] .. ends[i]-1
+
+    def at(index: int) -> np.float64:
+        return values[int(np.searchsorted(ends, index, side="right"))]
+
+    if virtual >= n - 1:
+        previous_index = -1
+        a = b = values[-1]
+    else:
+        previous_index = int(np.floor(virtual))
+        a, b = at(previous_index), at(previous_index + 1)
+    gamma = np.float64(virtual - previous_index)
+    diff = b - a
+    if gamma >= 0.5:
+        return float(b - diff * (1 - gamma))
+    return float(a + diff * gamma)
 
 
 def spectrally_cloudlike(
@@ -157,13 +225,32 @@ def spectrally_cloudlike(
     return ok
 
 
-def _residual_2d(bt, blue, red, green, nir08, swir16, swir22, land, *, screen):
+def _screen_arrays(bt, blue, red, green, nir08, swir16, swir22, land) -> list[xr.DataArray]:
+    """The screen's inputs as its kernels take them: float64 bands (NaN where missing)."""
+    bands = [
+        (b if b is not None else xr.full_like(bt, np.nan)).astype("float64")
+        for b in (blue, red, green, nir08, swir16, swir22)
+    ]
+    return [bt.astype("float64"), *bands, land.astype(bool)]
+
+
+def _screen_masks(bt, blue, red, green, nir08, swir16, swir22, land, *, screen):
+    """(usable, candidate, clear land); elementwise, so any shape gives the same pixels."""
     candidate = spectrally_cloudlike(bt, blue, red, green, nir08, swir16, swir22, screen=screen)
     usable = land & np.isfinite(bt) & np.isfinite(blue) & np.isfinite(red)
-    clear_land = usable & ~candidate
-    if int(clear_land.sum()) < screen.min_clear_land:
-        return np.zeros(bt.shape, bool)
-    t_low = float(np.percentile(bt[clear_land], screen.percentile))
+    return usable, candidate, usable & ~candidate
+
+
+def _residual_2d(bt, blue, red, green, nir08, swir16, swir22, land, *, screen, t_low=None):
+    usable, candidate, clear_land = _screen_masks(
+        bt, blue, red, green, nir08, swir16, swir22, land, screen=screen
+    )
+    if t_low is None:
+        if int(clear_land.sum()) < screen.min_clear_land:
+            return np.zeros(bt.shape, bool)
+        t_low = float(np.percentile(bt[clear_land], screen.percentile))
+    elif np.isnan(t_low):
+        return np.zeros(bt.shape, bool)  # too little clear land in the whole scene
     with np.errstate(invalid="ignore"):
         return usable & candidate & (bt < t_low - screen.margin_k)
 
