@@ -217,9 +217,11 @@ def test_an_lst_append_killed_before_its_metadata_reruns_to_the_clean_store(tmp_
         np.testing.assert_array_equal(appended[name].values, fresh[name].values, err_msg=name)
 
 
-def test_blocks_on_a_dask_cluster_write_the_same_bytes(cube_url, tmp_path, monkeypatch):
+@pytest.mark.parametrize("product", ["flood", "lst"])
+def test_blocks_on_a_dask_cluster_write_the_same_bytes(cube_url, tmp_path, monkeypatch, product):
     """Groups of blocks sharing output chunks run as tasks on the workers (which open the
-    cube themselves): the store has the in-process bytes."""
+    cube themselves): the store has the in-process bytes. LST carries its scene statistic
+    (the cloud screen's T_low per date) and its Fmask halo to the workers."""
     from distributed import Client, LocalCluster, get_task_stream
 
     monkeypatch.setattr(product_stage, "OUTPUT_CHUNK", 32)  # 70 x 60 px: 3 x 2 chunk groups
@@ -227,7 +229,7 @@ def test_blocks_on_a_dask_cluster_write_the_same_bytes(cube_url, tmp_path, monke
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         local = run_product_on_cube(
-            "flood", cube_url, str(tmp_path / "local"), tile="T", block_memory_bytes=2**15
+            product, cube_url, str(tmp_path / "local"), tile="T", block_memory_bytes=2**15
         )
         with (
             LocalCluster(
@@ -239,7 +241,7 @@ def test_blocks_on_a_dask_cluster_write_the_same_bytes(cube_url, tmp_path, monke
             # already have forgotten finished tasks when asked afterwards (flaky count of 0)
             with get_task_stream(client) as stream:
                 remote = run_product_on_cube(
-                    "flood",
+                    product,
                     cube_url,
                     str(tmp_path / "dask"),
                     tile="T",
