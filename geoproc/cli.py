@@ -178,7 +178,7 @@ def classify_error(exc: BaseException, *, out: str | None = None) -> GeoprocErro
 def _in_bucket(name: str, out: str) -> bool:
     """Whether an s3fs object name ("bucket/key") lies in the bucket of an s3:// `out`."""
     bucket = out[len("s3://") :].split("/", 1)[0]
-    return bool(bucket) and name.lstrip("/").split("/", 1)[0] == bucket
+    return bool(bucket) and not name.startswith("/") and name.split("/", 1)[0] == bucket
 
 
 def _scrub_safely(text: str) -> str:

@@ -39,3 +39,10 @@ def test_permission_error_on_a_relative_local_path_blames_the_local_disk():
     classified = classify_error(error, out="s3://bucket/run")
     assert isinstance(classified, StorageFailure)
     assert "local disk at reports/run.json" in str(classified)
+
+
+def test_absolute_local_path_is_local_even_when_it_starts_with_the_bucket_name():
+    error = FileNotFoundError(errno.ENOENT, "No such file or directory", "/data/aoi.geojson")
+    classified = classify_error(error, out="s3://data/run")
+    assert isinstance(classified, MissingFileError)
+    assert "/data/aoi.geojson does not exist" in str(classified)

@@ -77,7 +77,7 @@ def append_block(
     `flood.run`)."""
     from geoproc.products import flood
 
-    p = FloodParams.from_options(None, **options)
+    p = _params(options)
     out = flood.run(new, params=p)
     diag = out["diagnostic"].values
     # Undo run()'s classification of the new dates alone: keep the detection bits.
@@ -111,7 +111,7 @@ def append_block(
 
 def append_verdict(counts: dict[str, int], n_new: int, **options) -> tuple[bool, float, str]:
     """Keep the older dates (True) or recompute every date, the drift, and the run-report line."""
-    limit = float(FloodParams.from_options(None, **options).reference_drift_limit)
+    limit = float(_params(options).reference_drift_limit)
     known = counts.get("reference_known", 0)
     drift = counts.get("reference_changed", 0) / known if known else 0.0
     if drift <= limit:
@@ -122,3 +122,12 @@ def append_verdict(counts: dict[str, int], n_new: int, **options) -> tuple[bool,
             f"(limit {limit * 100:g} %): older dates kept",
         )
     return False, drift, f"full recompute: reference drift {drift * 100:.2f} % > {limit * 100:g} %"
+
+
+def _params(options: dict) -> FloodParams:
+    """The run's `FloodParams` as `flood.run` builds them: ``params`` is the base object, and
+    ``reference`` (None on every appendable run) is an argument of run(), not a field."""
+    opts = dict(options)
+    base = opts.pop("params", None)
+    opts.pop("reference", None)
+    return FloodParams.from_options(base, **opts)

@@ -420,9 +420,9 @@ def block_halo(inputs: xr.Dataset, **options) -> int:
     """Pixels of context a spatial block needs for the ``near_cloud`` QA bit: the Fmask
     cloud distance is exact inside the block wherever it is below ``near_cloud_m``."""
     screen = _params_of(options).cloud_screen
-    if screen is None or "fmask" not in inputs or "lwir11" not in inputs:
-        return 0
-    return int(np.ceil(screen.near_cloud_m / _pixel_size(inputs, inputs["lwir11"]))) + 1
+    if screen is None or "fmask" not in inputs:
+        return 0  # Landsat C2 L2 cubes carry st_temperature, not lwir11: Fmask decides
+    return int(np.ceil(screen.near_cloud_m / _pixel_size(inputs, inputs["fmask"]))) + 1
 
 
 def scene_statistics(windows, **options) -> dict:
@@ -718,6 +718,8 @@ def _screen_clouds(
     if "fmask" in ds and bt11.ndim >= 2:
         size = _pixel_size(ds, bt11)
         if context is not None and "fmask" in context[0]:  # a block: distances with its halo
+            # the pixel size from the halo window: a 1-px-wide core has no spacing to read
+            size = _pixel_size(context[0], context[0]["fmask"])
             near = cloud_distance(context[0]["fmask"], pixel_size_m=size).isel(context[1])
         else:
             near = cloud_distance(ds["fmask"], pixel_size_m=size)

@@ -183,3 +183,14 @@ def test_only_the_blocked_history_configuration_appends():
     assert not declared.appends("space", {}, (*OPTICAL, "vv"))  # even where space is forced
     assert not declared.appends("space", {"reference_time": ("2024-01-01", "2024-03-01")})
     assert "older dates keep their classes" in update_policy("flood")
+
+
+def test_append_takes_the_options_a_full_run_takes():
+    """A request may name `reference: null` or hand a `params` object: a full run accepts
+    both, so an append must too."""
+    from geoproc.products.flood import incremental
+    from geoproc.products.flood.params import FloodParams
+
+    base = FloodParams(reference_drift_limit=0.05)
+    p = incremental._params({"reference": None, "params": base, "reference_min_observations": 3})
+    assert p.reference_drift_limit == 0.05 and p.reference_min_observations == 3

@@ -192,3 +192,21 @@ def test_min_clear_land_counts_the_whole_scene():
     values = np.repeat([280.0, 290.0], [50, 50])
     got = scene_t_low(np.array([280.0, 290.0]), np.array([50, 50]), screen=screen)
     assert got == float(np.percentile(values, 17.5))
+
+
+def test_landsat_c2_cubes_get_the_near_cloud_halo_from_fmask():
+    """Landsat C2 L2 cubes carry `st_temperature`, not `lwir11`: the halo still follows Fmask."""
+    import numpy as np
+    import xarray as xr
+
+    from geoproc.products import lst
+
+    y = 5_300_000.0 - 30.0 * np.arange(8)
+    x = 700_000.0 + 30.0 * np.arange(8)
+    grid = (("time", "y", "x"), np.zeros((1, 8, 8), np.float32))
+    cube = xr.Dataset(
+        {"st_temperature": grid, "fmask": (grid[0], np.zeros((1, 8, 8), np.uint8))},
+        coords={"y": y, "x": x},
+    )
+    with_lwir = cube.rename(st_temperature="lwir11")
+    assert lst.block_halo(cube) == lst.block_halo(with_lwir) > 0
