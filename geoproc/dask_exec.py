@@ -12,6 +12,7 @@ installation (the container image of `infra/`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -48,10 +49,14 @@ def scheduler_client(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> I
             f"--dask-address {address}: no Dask scheduler answered within {timeout_s:.0f} s "
             f"({type(exc).__name__}): start one (`dask scheduler`) or pass the right address."
         ) from exc
+    shared = []
     try:
-        share_credentials(client)
+        shared = share_credentials(client)
         yield client
     finally:
+        if shared:  # a shared scheduler must not hand our credentials to later clients
+            with contextlib.suppress(Exception):
+                client.unregister_worker_plugin(CREDENTIALS_PLUGIN)
         client.close()
 
 
@@ -95,7 +100,15 @@ def _credentials_plugin_class() -> type:
             self.env = dict(env)
 
         def setup(self, worker) -> None:
+            self.before = {k: os.environ.get(k) for k in self.env}
             os.environ.update(self.env)
+
+        def teardown(self, worker) -> None:
+            for key, value in getattr(self, "before", {}).items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
         def __repr__(self) -> str:
             return f"CredentialEnvironment({', '.join(sorted(self.env))})"

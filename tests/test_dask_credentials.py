@@ -46,6 +46,14 @@ def test_workers_get_credentials_on_connect_and_after_a_restart(cluster, monkeyp
         assert list(client.run(_seen, list(VARIABLES)).values()) == [VARIABLES]
     assert "EARTHDATA_TOKEN" in caplog.text
     assert not any(v in caplog.text for v in VARIABLES.values())  # names only, never values
+    # a shared scheduler keeps no credentials plugin for the next client once this one is done
+    # (its teardown restores each worker's own values; this LocalCluster's worker was
+    # restarted from this process, so it inherited them and they stay)
+    for name in VARIABLES:
+        monkeypatch.delenv(name)
+    with dask_exec.scheduler_client(cluster.scheduler_address) as client:
+        plugins = client.run(lambda dask_worker: sorted(dask_worker.plugins))
+        assert all(dask_exec.CREDENTIALS_PLUGIN not in names for names in plugins.values())
 
 
 def test_nothing_is_registered_without_credentials(cluster, monkeypatch):
