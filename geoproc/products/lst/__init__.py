@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +219,7 @@ def run(
     params: LSTParams | None = None,
     cloud_screen_t_low: np.ndarray | None = None,
     halo_context: tuple[xr.Dataset, dict] | None = None,
+    atmosphere_scene_constant: dict[str, bool] | None = None,
 ) -> xr.Dataset:
     """LST, emissivity, uncertainty and QA for every pixel and time step of `dataset`.
 
@@ -259,7 +261,9 @@ def run(
     ds = _check_type(dataset)
     mixed = _sensor_groups(ds, p)
     if mixed:
-        return _run_per_sensor(ds, p, mixed, cloud_screen_t_low, halo_context)
+        return _run_per_sensor(
+            ds, p, mixed, cloud_screen_t_low, halo_context, atmosphere_scene_constant
+        )
     ds, constants, st_attrs = _thermal_inputs(ds, p)
     has12 = "lwir12" in ds
     bands = {
@@ -285,11 +289,10 @@ def run(
         ds, p.emissivity, p.emissivity_uncertainty, thresholds, has12, class_sigma
     )
     atm = _atmosphere(ds, p.atmosphere, p.water_vapour)
-    correction_sigma = (
-        p.scene_variability.correction_relative
-        if _is_scene_constant(atm["transmittance_lwir11"], bt11)
-        else 0.0
-    )
+    constant = (atmosphere_scene_constant or {}).get("")  # a block: decided scene-wide
+    if constant is None:
+        constant = _is_scene_constant(atm["transmittance_lwir11"], bt11)
+    correction_sigma = p.scene_variability.correction_relative if constant else 0.0
 
     rte_ok = _finite(
         atm["transmittance_lwir11"], atm["upwelling_lwir11"], atm["downwelling_lwir11"]
@@ -426,16 +429,21 @@ def block_halo(inputs: xr.Dataset, **options) -> int:
 
 
 def scene_statistics(windows, **options) -> dict:
-    """The residual-cloud screen's T_low per date over the whole scene, from spatial blocks
-    with every date (`windows`): exact clear-land BT value counts merged over the blocks,
-    then the percentile run() would take of the whole scene (`cloud_screen.scene_t_low`).
-    Memory: one block plus the distinct BT values per date (few: BT comes from integer
-    radiance counts). Returns run()'s ``cloud_screen_t_low`` option."""
+    """What run() computes over the whole scene, from spatial blocks with every date
+    (`windows`), as run() options for the blocks:
+
+    - ``cloud_screen_t_low``: the residual-cloud screen's T_low per date, from exact
+      clear-land BT value counts merged over the blocks, then the percentile run() would take
+      of the whole scene (`cloud_screen.scene_t_low`). Memory: one block plus the distinct
+      BT values per date (few: BT comes from integer radiance counts).
+    - ``atmosphere_scene_constant``: per sensor group, whether the lwir11 transmittance is one
+      value over the whole scene (`_is_scene_constant`), from its min and max merged over
+      the blocks: a per-pixel map that happens to be uniform inside one block is not.
+    """
     p = _params_of(options)
     screen = p.cloud_screen
-    if screen is None:
-        return {}
     counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    spans: dict[str, list] = {}
     nt = None
     for window in windows:
         ds = _check_type(window)
@@ -444,6 +452,9 @@ def scene_statistics(windows, **options) -> dict:
         for sensor, steps in groups.items():
             q = dataclasses.replace(p, thermal_constants=sensor) if sensor else p
             part = ds.isel(time=steps) if sensor else ds
+            _merge_span(spans, sensor, part, q)
+            if screen is None:
+                continue
             for step, mask, bt in _clear_land(part, q):
                 t = steps[step] if sensor else step
                 values, n = np.unique(bt[mask], return_counts=True)
@@ -453,12 +464,37 @@ def scene_statistics(windows, **options) -> dict:
                     values, inverse = np.unique(values, return_inverse=True)
                     n = np.bincount(inverse, weights=n, minlength=values.size).astype("int64")
                 counts[t] = (values, n)
+    out: dict = {}
+    if spans:
+        out["atmosphere_scene_constant"] = {
+            sensor: span is None or bool(np.all(np.nan_to_num(span[0] - span[1]) == 0.0))
+            for sensor, span in spans.items()
+        }
     if nt is None or not counts:
-        return {}
+        return out
     t_low = np.full(nt, np.nan)
     for t, (values, n) in counts.items():
         t_low[t] = scene_t_low(values, n, screen=screen)
-    return {"cloud_screen_t_low": t_low}
+    return {**out, "cloud_screen_t_low": t_low}
+
+
+def _merge_span(spans: dict, sensor: str, part: xr.Dataset, p: LSTParams) -> None:
+    """Merge one block's per-date max and min of the lwir11 transmittance into ``spans``
+    (None: no spatial dimension, one value per scene), NaN-skipping as xarray's max/min."""
+    ds, _, _ = _thermal_inputs(part, p)
+    value = _atmosphere(ds, p.atmosphere, p.water_vapour)["transmittance_lwir11"]
+    spatial = [d for d in getattr(value, "dims", ()) if d in ("y", "x")]
+    if not spatial:
+        spans.setdefault(sensor, None)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN block
+        hi = np.asarray(value.max(dim=spatial).values, dtype="float64")
+        lo = np.asarray(value.min(dim=spatial).values, dtype="float64")
+    if spans.get(sensor) is None:
+        spans[sensor] = [hi, lo]
+    else:
+        spans[sensor] = [np.fmax(spans[sensor][0], hi), np.fmin(spans[sensor][1], lo)]
 
 
 def _clear_land(ds: xr.Dataset, p: LSTParams):
@@ -489,7 +525,7 @@ def _clear_land(ds: xr.Dataset, p: LSTParams):
         yield t, mask[t], bt[t]
 
 
-_BLOCK_OPTIONS = ("cloud_screen_t_low", "halo_context")
+_BLOCK_OPTIONS = ("cloud_screen_t_low", "halo_context", "atmosphere_scene_constant")
 """run() options the product stage derives for a spatial block: no parameters."""
 
 
@@ -565,6 +601,7 @@ def _run_per_sensor(
     groups: dict[str, list[int]],
     t_low: np.ndarray | None = None,
     context: tuple[xr.Dataset, dict] | None = None,
+    constant: dict[str, bool] | None = None,
 ) -> xr.Dataset:
     parts = []
     for sensor, steps in groups.items():
@@ -573,6 +610,9 @@ def _run_per_sensor(
             params=dataclasses.replace(p, thermal_constants=sensor),
             cloud_screen_t_low=None if t_low is None else np.asarray(t_low)[steps],
             halo_context=None if context is None else (context[0].isel(time=steps), context[1]),
+            atmosphere_scene_constant=None
+            if constant is None or sensor not in constant
+            else {"": constant[sensor]},
         )
         parts.append(part)
     out = xr.concat(parts, dim="time", combine_attrs="override").sortby("time")

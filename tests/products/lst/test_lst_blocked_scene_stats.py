@@ -210,3 +210,26 @@ def test_landsat_c2_cubes_get_the_near_cloud_halo_from_fmask():
     )
     with_lwir = cube.rename(st_temperature="lwir11")
     assert lst.block_halo(cube) == lst.block_halo(with_lwir) > 0
+
+
+def test_a_per_pixel_atmosphere_uniform_inside_one_block_is_still_per_pixel(tmp_path):
+    """Whether the atmosphere is one value per scene (then its scene-wide spread enters the
+    uncertainty) is decided over the whole scene, not per block: a transmittance map that is
+    uniform on the west blocks but varies to the east gives the whole-tile bytes."""
+    ds = _cloudy_cube()
+    nt, ny, nx = ds.sizes["time"], ds.sizes["y"], ds.sizes["x"]
+    xx = np.broadcast_to(np.arange(nx), (nt, ny, nx))
+    varying = np.where(xx < 40, 0.0, (xx - 40) * 0.002)
+    for name, base in (("transmittance", 0.8), ("upwelling", 1.2), ("downwelling", 2.0)):
+        ds[f"atmos_{name}_lwir11"] = (("time", "y", "x"), (base + varying).astype("f4"))
+        ds[f"atmos_{name}_lwir11"].encoding = {"chunks": (1, 32, 32)}
+    url = str(tmp_path / "cube.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.to_zarr(storage.zarr_store(url), mode="w", consolidated=True, zarr_format=3)
+        whole = run_product_on_cube("lst", url, str(tmp_path / "whole"), tile="T", blocking="tile")
+        blocked = run_product_on_cube(
+            "lst", url, str(tmp_path / "blocked"), tile="T", block_memory_bytes=BUDGET
+        )
+    assert blocked.mode == "space"
+    assert _digest(blocked.store) == _digest(whole.store)
