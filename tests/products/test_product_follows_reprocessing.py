@@ -86,7 +86,7 @@ def test_a_new_date_is_not_appended_over_a_reprocessed_one(tmp_path):
         _item(tmp_path, i, 2000, "2024-03-01T00:00:00Z")
     build_cube(tmp_path / "items", out)
     first = _run(out)
-    assert first.status == "written" and first.mode == "time"  # lst appends by date groups
+    assert first.status == "written" and first.mode == "space"  # lst: spatial blocks
     _, before = _first_date(out)
     _item(tmp_path, 2, 2000, "2024-03-01T00:00:00Z")  # a new date ...
     _reprocess_first(tmp_path, out)  # ... and an old date's item reprocessed
