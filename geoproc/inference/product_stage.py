@@ -271,7 +271,6 @@ def append_dates(
     old version; rewriting it (one object, an atomic PUT or rename) switches readers to the
     new version. A crash before that leaves the old version readable and the marker stale,
     so the rerun recomputes."""
-    from xarray.coding.times import encode_cf_datetime
 
     store = storage.zarr_store(location)
     # Not through the consolidated metadata: it keeps describing the old version until the
@@ -281,22 +280,7 @@ def append_dates(
     n_new = new_inputs.sizes["time"]
     probe = module.run(_probe(new_inputs, "time").load(), **options)
     names = list(probe.data_vars)
-    template_dims = {n: zarr_layout.dimension_names(group[n]) for n in names}
-    along_time = [
-        n for n in group.array_keys() if "time" in (zarr_layout.dimension_names(group[n]) or ())
-    ]
-    for name in along_time:
-        array = group[name]
-        array.resize((n_old + n_new, *array.shape[1:]))
-    units = group["time"].attrs.get("units", "seconds since 1970-01-01")
-    calendar = group["time"].attrs.get("calendar", "proleptic_gregorian")
-    encoded, _, _ = encode_cf_datetime(new_inputs["time"].values, units, calendar)
-    group["time"][n_old:] = encoded.astype(group["time"].dtype)
-    for name in along_time:
-        if name not in names and name != "time" and name in new_inputs.coords:
-            group[name][n_old:] = zarr_layout.encode_strings(
-                new_inputs.coords[name].values, group[name].dtype
-            )
+    template_dims = _grow_time_axis(group, new_inputs, n_old, names)
 
     def read(block: Block) -> xr.Dataset:
         return new_inputs.isel(time=block.time).load()
@@ -350,28 +334,12 @@ def append_with_history(
     left as readers see it (arrays grown, metadata old) for the caller's full recompute.
     A crash leaves the old version readable and the marker stale; the rerun takes `n_old`
     from the marker, so it writes the same chunks again."""
-    from xarray.coding.times import encode_cf_datetime
 
     store = storage.zarr_store(location)
     group = zarr.open_group(store, mode="r+", use_consolidated=False)
     n_new, ny, nx = new_inputs.sizes["time"], new_inputs.sizes["y"], new_inputs.sizes["x"]
     names = [v.name for v in module.SPEC.outputs]
-    template_dims = {n: zarr_layout.dimension_names(group[n]) for n in names}
-    along_time = [
-        n for n in group.array_keys() if "time" in (zarr_layout.dimension_names(group[n]) or ())
-    ]
-    for name in along_time:  # to an absolute size: a rerun after a crash resizes to the same
-        array = group[name]
-        array.resize((n_old + n_new, *array.shape[1:]))
-    units = group["time"].attrs.get("units", "seconds since 1970-01-01")
-    calendar = group["time"].attrs.get("calendar", "proleptic_gregorian")
-    encoded, _, _ = encode_cf_datetime(new_inputs["time"].values, units, calendar)
-    group["time"][n_old:] = encoded.astype(group["time"].dtype)
-    for name in along_time:
-        if name not in names and name != "time" and name in new_inputs.coords:
-            group[name][n_old:] = zarr_layout.encode_strings(
-                new_inputs.coords[name].values, group[name].dtype
-            )
+    template_dims = _grow_time_axis(group, new_inputs, n_old, names)
     halo = int(module.SPEC.halo)
     history_bytes = sum(np.dtype(group[n].dtype).itemsize for n in history_outputs) * n_old
     side = block_side(
@@ -485,3 +453,29 @@ def _write_template(template: xr.Dataset, location: storage.Location) -> None:
     ds.to_zarr(
         storage.zarr_store(location), mode="w", compute=False, **zarr_layout.to_zarr_kwargs()
     )
+
+
+def _grow_time_axis(group, new_inputs: xr.Dataset, n_old: int, names: list[str]) -> dict:
+    """Resize every time-indexed array of a product store to ``n_old`` + the new dates (an
+    absolute size: a rerun after a crash resizes to the same), write the new times and
+    time coordinates; returns the stored dimension order of the outputs ``names``."""
+    from xarray.coding.times import encode_cf_datetime
+
+    n_new = new_inputs.sizes["time"]
+    template_dims = {n: zarr_layout.dimension_names(group[n]) for n in names}
+    along_time = [
+        n for n in group.array_keys() if "time" in (zarr_layout.dimension_names(group[n]) or ())
+    ]
+    for name in along_time:
+        array = group[name]
+        array.resize((n_old + n_new, *array.shape[1:]))
+    units = group["time"].attrs.get("units", "seconds since 1970-01-01")
+    calendar = group["time"].attrs.get("calendar", "proleptic_gregorian")
+    encoded, _, _ = encode_cf_datetime(new_inputs["time"].values, units, calendar)
+    group["time"][n_old:] = encoded.astype(group["time"].dtype)
+    for name in along_time:
+        if name not in names and name != "time" and name in new_inputs.coords:
+            group[name][n_old:] = zarr_layout.encode_strings(
+                new_inputs.coords[name].values, group[name].dtype
+            )
+    return template_dims

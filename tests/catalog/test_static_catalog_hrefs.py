@@ -7,12 +7,9 @@ Checked for the three places a static catalog may live: local disk, http(s) and 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.server
 import json
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 from geoproc.catalog.source import iter_catalog_items
@@ -73,24 +70,15 @@ def test_local_static_catalog_gives_absolute_asset_paths(tmp_path, monkeypatch):
     )
 
 
-@contextlib.contextmanager
-def _http_folder(root: Path) -> Iterator[str]:
-    """`root` served read-only on a loopback port; yields ``http://127.0.0.1:PORT``."""
+def _http_folder(root: Path):
+    """`root` served read-only on a loopback port (`tests.helpers.servers.http_server`)."""
+    from tests.helpers.servers import http_server
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(root))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    return http_server(functools.partial(Quiet, directory=str(root)))
 
 
 def test_http_static_catalog_gives_absolute_asset_urls(tmp_path):
