@@ -1,13 +1,13 @@
 """Run a product on a cube store and persist it: `{out}/products/{product}/{tile}.zarr`.
 
-Why whole-store writes with a fingerprint rather than per-date appends: flood's
-reference water and SAR thresholds are tile statistics over the whole series, and canopy
-is a per-year summary, so a new date can change earlier outputs. The store is therefore
-rewritten when its inputs change, and skipped when they do not: a marker object holding
-the fingerprint of the inputs (complete cube steps, source items, product version and
-parameters) is written *after* the data. A run killed mid-write leaves no marker, so the
-rerun rewrites the store; products are deterministic, so the rerun gives the bytes of a
-clean run.
+A marker object holding the fingerprint of the inputs (complete cube steps, their source
+items and item versions, product version and parameters) is written *after* the data: the
+same inputs skip the run, and a run killed mid-write leaves no marker, so the rerun gives
+the bytes of a clean run. New cube dates take the way each product declares
+(`geoproc.products.POLICIES`): appended (LST; flood on its history path), a yearly
+product's year kept or refreshed (`geoproc.products.yearly_refresh`), else a full rewrite,
+written beside the old store and switched in one step (`geoproc.store_switch`), so readers
+never find the store missing or half-written.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
-from geoproc import __version__, storage, store_lock, zarr_layout
+from geoproc import __version__, storage, store_lock, store_switch, zarr_layout
 from geoproc.errors import NoDataError, StoreError
 from geoproc.inference import product_stage
 from geoproc.product_registry import product_package
-from geoproc.products import blocking_of, stage_blocking
+from geoproc.products import blocking_of, stage_blocking, yearly_refresh
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ class ProductResult:
     tile: str
     store: str
     status: str
-    """`written`, `skipped` (inputs unchanged) or `no data`."""
+    """`written`, `appended`, `skipped` (store unchanged: inputs unchanged, or a yearly
+    product's year only a few dates behind, see ``update``) or `no data`."""
     steps: int
     fingerprint: str
     mode: str = "tile"
@@ -209,8 +210,21 @@ def _appendable(
     return len(history["times"]) - n
 
 
-def _write_marker(location, fingerprint: str, steps: int, product: str, history, options) -> None:
-    """Written after the data: its presence means the store is complete for `fingerprint`."""
+def _write_marker(
+    location,
+    fingerprint: str,
+    steps: int,
+    product: str,
+    history,
+    options,
+    *,
+    computed_years: dict[str, int] | None = None,
+) -> None:
+    """Written after the data: its presence means the store is complete for `fingerprint`.
+
+    ``computed_years``: the dates per year the stored outputs were computed with (yearly
+    products keep a year that is only a few dates behind, `yearly_refresh`); by default
+    those of every date in ``history``."""
     module = product_module(product)
     storage.write_bytes_atomic(
         location.join(MARKER),
@@ -220,6 +234,7 @@ def _write_marker(location, fingerprint: str, steps: int, product: str, history,
                 "steps": steps,
                 "product": product,
                 "base": _base_fingerprint(product, module, options),
+                "computed_years": computed_years or yearly_refresh.dates_per_year(history["times"]),
                 **history,
             },
             sort_keys=True,
@@ -309,7 +324,25 @@ def _run_product_unlocked(
     variables = tuple(map(str, inputs.data_vars))
     new_steps = _appendable(marker, history, product, module, options, mode, variables)
     update, drift = "", None
-    if new_steps and blocking_of(module.SPEC).incremental == "history":
+    declared = blocking_of(module.SPEC)
+    if new_steps and declared.incremental == "yearly":
+        refresh = yearly_refresh.decide(
+            marker.get("computed_years") or {},
+            yearly_refresh.dates_per_year(history["times"]),
+            refresh_fraction=declared.refresh_fraction,
+        )
+        log.info("%s %s: %s", product, tile, refresh.update)
+        if not refresh.recompute:
+            steps = int(marker.get("steps", 0))
+            _write_marker(
+                location, fingerprint, steps, product, history, options,
+                computed_years=marker.get("computed_years"),
+            )  # fmt: skip
+            return ProductResult(
+                product, tile, location.url, "skipped", steps, fingerprint, mode, refresh.update
+            )
+        update, new_steps = refresh.update, 0
+    if new_steps and declared.incremental == "history":
         kept, drift, update = product_stage.append_with_history(
             module,
             product_stage.declared_inputs(
@@ -350,6 +383,7 @@ def _run_product_unlocked(
         _write_marker(location, fingerprint, len(history["times"]), product, history, options)
         log.info("%s %s: %d new date(s) appended, older dates kept", product, tile, added)
         return ProductResult(product, tile, location.url, "appended", added, fingerprint, "time")
+    staged = store_switch.staging(location)  # readers keep the old version meanwhile
     if mode == "tile":
         result = module.run(inputs.load(), **options)
         result = _finish_attrs(
@@ -358,14 +392,14 @@ def _run_product_unlocked(
         steps = int(result.sizes.get("time", result.sizes.get("year", 1)))
         if not any(result[v].size for v in result.data_vars):
             raise NoDataError(f"{product} produced no pixels for tile {tile}.")
-        _write_store(result, location)
+        _write_store(result, staged)
     else:
         template = product_stage.run_blocked(
             module,
             product_stage.declared_inputs(
                 select_inputs(open_cube(cube_url, dask=False), product), module.SPEC
             ),
-            location,
+            staged,
             mode=mode,
             options=options,
             finish=lambda r: _finish_attrs(
@@ -376,6 +410,7 @@ def _run_product_unlocked(
             open_inputs=functools.partial(_blocked_inputs, cube_url, product),
         )
         steps = int(template.sizes.get("time", template.sizes.get("year", 1)))
+    store_switch.commit(staged, location)
     _write_marker(location, fingerprint, steps, product, history, options)
     return ProductResult(
         product, tile, location.url, "written", steps, fingerprint, mode, update, drift

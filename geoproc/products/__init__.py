@@ -5,7 +5,10 @@ packages do not set ``SPEC.blocking`` themselves (a SPEC's own declaration wins)
 says why, from what the product's run() computes:
 
 - canopy: per-pixel yearly composites and rules, then the FAO 0.5 ha mapping unit (a disk
-  average of the tree probability), so its halo is the disk's radius (``SPEC.halo``).
+  average of the tree probability), so its halo is the disk's radius (``SPEC.halo``). A
+  yearly composite uses every date of its year, so new dates never append: the year is
+  recomputed once it gained 10 % more dates or closes (``incremental="yearly"``,
+  `geoproc.products.yearly_refresh`).
 - flood: DSWx tests per pixel and the reference-water occurrence per pixel over time are
   spatially local (halo 1 for the 3x3 speckle filter); the Sentinel-1 split threshold is a
   scene-wide statistic per date and its series fit is shared across dates, and flood exposes
@@ -35,7 +38,7 @@ import inspect
 from geoproc.products.base import Blocking, ProductSpec
 
 DECLARED_BLOCKING: dict[str, Blocking] = {
-    "canopy": Blocking("space"),
+    "canopy": Blocking("space", incremental="yearly", refresh_fraction=0.1),
     "flood": Blocking(
         "space",
         scene_wide_inputs=("vv", "vh"),
@@ -88,7 +91,13 @@ POLICIES = {
         "when a cube date is added"
     ),
     "lst": "new dates appended; older dates never recomputed (each date is independent)",
-    "canopy": "recomputed when a cube date is added: a yearly composite uses every date of its year",
+    "canopy": (
+        "a yearly composite uses every date of its year: a year is computed when its first "
+        "date arrives, recomputed when it has gained 10 % more dates than it was computed "
+        "with, and closed (recomputed with all its dates) when a later year begins; in "
+        "between the store is kept and the report says how many dates the year is behind "
+        "(geoproc.products.yearly_refresh)"
+    ),
 }
 """What a new cube date does to each product's store, for the run report."""
 

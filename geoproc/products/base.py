@@ -65,12 +65,17 @@ class Blocking:
     """Option values under which ``mode`` holds (e.g. ``{"cloud_screen": False}``); an
     option set to anything else makes the product run as ``fallback``."""
     fallback: Literal["time", "tile"] = "tile"
-    incremental: bool | Literal["history"] = False
+    incremental: bool | Literal["history", "yearly"] = False
     """True when the outputs of a date never depend on other dates (``temporal="scene"``
     only): a new cube date adds product steps without recomputing the old ones (by date
     groups). ``"history"``: a new date also depends on the older dates' stored outputs
     (``history_outputs``, e.g. flood's reference water): appended in spatial blocks by the
-    product's ``append_block`` / ``append_verdict`` (`product_stage.append_with_history`)."""
+    product's ``append_block`` / ``append_verdict`` (`product_stage.append_with_history`).
+    ``"yearly"``: one output per calendar year from every date of the year (canopy): a new
+    date never appends; its year is recomputed under `geoproc.products.yearly_refresh`."""
+    refresh_fraction: float = 0.1
+    """``"yearly"`` only: share of new dates (of those a year was computed with) after which
+    the year is recomputed before it closes (`geoproc.products.yearly_refresh`)."""
     history_outputs: tuple[str, ...] = ()
     """The stored per-date outputs of the older dates a ``"history"`` append reads."""
     incremental_options: dict = field(default_factory=dict)
@@ -121,6 +126,8 @@ class Blocking:
         ``time`` or ``space`` blocks: either gives every date its whole-tile output."""
         if self.incremental == "history":
             wanted: tuple[str, ...] = ("space",)
+        elif self.incremental == "yearly":
+            wanted = ("space", "time", "tile")  # the year is recomputed whatever the mode
         else:
             wanted = ("time", "space") if self.incremental else ()
         if mode not in wanted:
