@@ -132,7 +132,7 @@ _QA_MASKS, _QA_VALUES, _QA_MEANINGS = _qa_flags()
 
 SPEC = ProductSpec(
     name="lst",
-    version="1.3.0",
+    version="1.3.1",
     method=(
         "NDVI-THM emissivity with water/snow classes (Sobrino et al. 2004, 2008); RTE inversion "
         "with known atmosphere (Cook et al. 2014), else split-window / generalised single-channel "
