@@ -17,7 +17,8 @@ recognised:
   seed at evaluation time and reported as ``kind="simulated"``.
 
 Each row also carries a reliability table (water probability bins against the observed
-water frequency), pooled over rows by `reliability_table`.
+water frequency, `flood_score.reliability`) and its expected calibration error, pooled over
+rows by `reliability_table`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from geoproc.products.flood import score as flood_score
 from geoproc.products.flood import simulated_s1
 from geoproc.products.thresholds import otsu_threshold
 
@@ -37,7 +39,7 @@ IOU_TARGET = ">= 0.80"
 FALSE_POSITIVE_TARGET = "<= 1.0 %"
 MIN_LANDSAT_WATER_PIXELS = 20
 """A Landsat scene with fewer clear water pixels is no flood case (its label is spectral)."""
-PROBABILITY_BINS = np.linspace(0.0, 1.0, 11)
+PROBABILITY_BINS = flood_score.PROBABILITY_BINS
 _LANDSAT_BANDS = {
     # common name -> band number for TM/ETM+ (LT04/LT05/LE07) and OLI (LC08/LC09)
     "tm": {"blue": 1, "green": 2, "red": 3, "nir08": 4, "swir16": 5, "swir22": 7},
@@ -70,22 +72,7 @@ def evaluate_real(folders: Sequence[Path]) -> list[dict]:
 
 def reliability_table(rows: Sequence[dict]) -> list[dict]:
     """Pooled reliability table: per probability bin, pixels, mean probability, water share."""
-    counts = np.zeros((len(PROBABILITY_BINS) - 1, 3))
-    for row in rows:
-        for k, b in enumerate(row.get("reliability", [])):
-            counts[k] += (b["n"], b["n"] * b["mean_probability"], b["n"] * b["observed_water"])
-    out = []
-    for k in range(counts.shape[0]):
-        n = counts[k, 0]
-        out.append(
-            {
-                "bin": f"{PROBABILITY_BINS[k]:.1f}-{PROBABILITY_BINS[k + 1]:.1f}",
-                "n": int(n),
-                "mean_probability": float(counts[k, 1] / n) if n else float("nan"),
-                "observed_water": float(counts[k, 2] / n) if n else float("nan"),
-            }
-        )
-    return out
+    return flood_score.pool_reliability([r["reliability"] for r in rows if r.get("reliability")])
 
 
 def score_chip(
@@ -121,6 +108,7 @@ def score_chip(
     if "MNDWI > 0.124" in scores and not water_free:
         # with optical data the bar is the best single index on the same pixels
         target = f">= {max(scores['MNDWI > 0.124'], 0.0):.3f} (MNDWI > 0.124)"
+    table = flood_score.reliability(prob[valid] / 100.0, truth[valid])
     row = {
         "product": "flood",
         "case": case,
@@ -134,7 +122,8 @@ def score_chip(
         "n_pixels": int(valid.sum()),
         "notes": notes,
         "water_share": float(truth[valid].mean()) if valid.any() else float("nan"),
-        "reliability": _reliability(prob[valid] / 100.0, truth[valid]),
+        "reliability": table,
+        "calibration_error": flood_score.expected_calibration_error(table),
         **_uncertainty_where_wrong(
             np.asarray(out["uncertainty"].values)[valid], (pred != truth)[valid]
         ),
@@ -208,6 +197,24 @@ def _landsat_water_pixels(qa_path: Path) -> int:
 
 
 def _landsat(qa_path: Path) -> dict:
+    scene = qa_path.name.replace("_QA_PIXEL.TIF", "")
+    dataset, label = load_landsat(qa_path)
+    return score_chip(
+        f"landsat-{scene}",
+        "real",
+        dataset,
+        label,
+        notes="real Landsat C2 L2 SR; label = QA_PIXEL water bit (CFMask, spectral) on clear pixels",
+    )
+
+
+def load_landsat(qa_path: Path) -> tuple[xr.Dataset, np.ndarray]:
+    """A Landsat C2 L2 scene as flood input (SR in 0-1, common band names) and its label.
+
+    Label: 1 where QA_PIXEL's water bit is set, 0 where not, -1 where the pixel is fill,
+    cloud, dilated cloud, shadow or snow. The QA layer itself is not in the dataset, as a
+    user with SR bands only would run it.
+    """
     import rasterio
 
     scene = qa_path.name.replace("_QA_PIXEL.TIF", "")
@@ -223,13 +230,7 @@ def _landsat(qa_path: Path) -> dict:
     bit = lambda k: ((qa >> k) & 1).astype(bool)  # noqa: E731
     unusable = bit(0) | bit(1) | bit(3) | bit(4) | bit(5)
     label = np.where(unusable, -1, bit(7).astype(np.int8))
-    return score_chip(
-        f"landsat-{scene}",
-        "real",
-        xr.Dataset(data),
-        label,
-        notes="real Landsat C2 L2 SR; label = QA_PIXEL water bit (CFMask, spectral) on clear pixels",
-    )
+    return xr.Dataset(data), label
 
 
 def _baselines(ds: xr.Dataset, valid: np.ndarray, *, sar_units: str) -> dict[str, np.ndarray]:
@@ -272,19 +273,3 @@ def _uncertainty_where_wrong(entropy: np.ndarray, wrong: np.ndarray) -> dict:
         else float("nan"),
         "uncertain_share_of_pixels": float(uncertain.mean()) if uncertain.size else float("nan"),
     }
-
-
-def _reliability(prob: np.ndarray, truth: np.ndarray) -> list[dict]:
-    k = np.clip(np.digitize(prob, PROBABILITY_BINS[1:-1]), 0, len(PROBABILITY_BINS) - 2)
-    out = []
-    for b in range(len(PROBABILITY_BINS) - 1):
-        sel = k == b
-        n = int(sel.sum())
-        out.append(
-            {
-                "n": n,
-                "mean_probability": float(prob[sel].mean()) if n else 0.0,
-                "observed_water": float(truth[sel].mean()) if n else 0.0,
-            }
-        )
-    return out

@@ -7,6 +7,12 @@ TP / (TP + FP + FN), F1 = 2TP / (2TP + FP + FN), on two binary questions: water 
 the truth are ignored; pixels the product leaves as no data are counted separately as
 lost coverage rather than silently improving the scores.
 Truth codes (sample archive): 0 dry, 1 permanent water, 2 flood; anything else is no data.
+
+Whether the stated probability can be trusted is a separate question from the map's
+accuracy: `reliability` bins the water probability and compares each bin's mean with the
+observed water share (a reliability diagram, DeGroot & Fienberg 1983; Niculescu-Mizil &
+Caruana 2005), and `expected_calibration_error` summarises it (Naeini et al. 2015: the
+pixel-weighted mean gap between stated and observed frequency).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from geoproc.errors import UsageError
 
 _TRUTH_CLASSES = (0, 1, 2)
 _PRED_NODATA = 255
+PROBABILITY_BINS = np.linspace(0.0, 1.0, 11)
+"""Ten bins of width 0.1; the last one includes 1.0."""
 
 
 def score(pred: xr.Dataset | xr.DataArray, truth, *, variable: str = "water") -> dict:
@@ -139,3 +147,60 @@ def _day(value) -> str:
         return pd.Timestamp(value).strftime("%Y-%m-%d")
     except (ValueError, TypeError):
         return str(value)
+
+
+def reliability(
+    probability: np.ndarray, truth: np.ndarray, *, bins: np.ndarray = PROBABILITY_BINS
+) -> list[dict]:
+    """Per probability bin: pixels, mean stated probability, observed water share.
+
+    ``probability`` in 0-1 and ``truth`` (bool) on the same scored pixels (flattened); NaN
+    probabilities are left out. Empty bins have ``n`` 0 and NaN means.
+    """
+    p = np.asarray(probability, np.float64).ravel()
+    t = np.asarray(truth, bool).ravel()
+    keep = np.isfinite(p)
+    p, t = p[keep], t[keep]
+    k = np.clip(np.digitize(p, bins[1:-1]), 0, len(bins) - 2)
+    out = []
+    for b in range(len(bins) - 1):
+        sel = k == b
+        n = int(sel.sum())
+        out.append(
+            {
+                "bin": f"{bins[b]:.1f}-{bins[b + 1]:.1f}",
+                "n": n,
+                "mean_probability": float(p[sel].mean()) if n else float("nan"),
+                "observed_water": float(t[sel].mean()) if n else float("nan"),
+            }
+        )
+    return out
+
+
+def pool_reliability(tables: list[list[dict]]) -> list[dict]:
+    """One reliability table from several on the same bins (pixel-weighted)."""
+    if not tables:
+        return []
+    out = []
+    for k, first in enumerate(tables[0]):
+        n = sum(t[k]["n"] for t in tables)
+        stated = sum(t[k]["n"] * t[k]["mean_probability"] for t in tables if t[k]["n"])
+        observed = sum(t[k]["n"] * t[k]["observed_water"] for t in tables if t[k]["n"])
+        out.append(
+            {
+                "bin": first.get("bin", str(k)),
+                "n": int(n),
+                "mean_probability": float(stated / n) if n else float("nan"),
+                "observed_water": float(observed / n) if n else float("nan"),
+            }
+        )
+    return out
+
+
+def expected_calibration_error(table: list[dict]) -> float:
+    """Pixel-weighted mean |stated - observed| over the bins of a reliability table."""
+    n = sum(b["n"] for b in table)
+    if not n:
+        return float("nan")
+    gap = sum(b["n"] * abs(b["mean_probability"] - b["observed_water"]) for b in table if b["n"])
+    return float(gap / n)

@@ -157,3 +157,26 @@ def test_fmask_clear_on_real_hls_layer(realdata):
     water_with_aerosol = np.isin(f, (96, 160, 224))
     assert water_with_aerosol.sum() > 1000
     assert clear[water_with_aerosol].all()
+
+
+def test_open_water_call_needs_nir_below_green():
+    # 1: clear water (all tests, NIR < green); 2: a vegetated mixed pixel of the LE07 scene
+    # (code 0b11001: MNDWI 0.08 and both dark-pixel tests, NDVI 0.36, NIR 0.069 > green 0.039);
+    # 3: the same pixel with a NaN band (no evidence, no veto); 4: dry land stays dry.
+    bands = {
+        "blue": [0.06, 0.025, 0.025, 0.03],
+        "green": [0.07, 0.039, np.nan, 0.06],
+        "red": [0.05, 0.032, 0.032, 0.03],
+        "nir": [0.03, 0.069, 0.069, 0.35],
+        "swir1": [0.015, 0.033, 0.033, 0.16],
+        "swir2": [0.01, 0.016, 0.016, 0.07],
+    }
+    arr = {k: np.array(v, np.float32) for k, v in bands.items()}
+    d = D.diagnostic_tests(*arr.values())
+    assert d[:2].tolist() == [0b11111, 0b11001]
+    plain = D.water_probability(d)
+    checked = D.water_probability(d, green=arr["green"], nir=arr["nir"])
+    assert plain[:2].tolist() == pytest.approx([0.97, 0.80])
+    assert checked[:2].tolist() == pytest.approx([0.97, D.CLASS_PROBABILITY[D.POTENTIAL_WETLAND]])
+    assert checked[2] == plain[2] and checked[3] == plain[3] < 0.5
+    assert D.nir_not_below_green(arr["green"], arr["nir"]).tolist() == [False, True, False, True]

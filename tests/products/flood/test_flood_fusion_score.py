@@ -108,3 +108,29 @@ def test_score_matches_truth_by_date_from_dict_and_folder(tmp_path):
         score(ds, {"2023-01-01": t1})
     with pytest.raises(UsageError, match="same grid"):
         score(ds, {"2024-05-13": np.zeros((3, 3))})
+
+
+def test_reliability_table_and_calibration_error_hand_computed():
+    from geoproc.products.flood.score import (
+        expected_calibration_error,
+        pool_reliability,
+        reliability,
+    )
+
+    prob = np.array([0.03, 0.03, 0.03, 0.03, 0.97, 0.97, 1.0, np.nan])
+    truth = np.array([0, 0, 0, 1, 1, 1, 0, 1], bool)
+    table = reliability(prob, truth)
+    by = {b["bin"]: b for b in table}
+    assert len(table) == 10 and sum(b["n"] for b in table) == 7  # NaN left out
+    assert by["0.0-0.1"]["n"] == 4 and by["0.0-0.1"]["observed_water"] == 0.25
+    assert by["0.9-1.0"]["n"] == 3  # 1.0 falls in the last bin
+    assert by["0.9-1.0"]["mean_probability"] == pytest.approx((0.97 + 0.97 + 1.0) / 3)
+    assert by["0.9-1.0"]["observed_water"] == pytest.approx(2 / 3)
+    assert np.isnan(by["0.5-0.6"]["mean_probability"]) and by["0.5-0.6"]["n"] == 0
+    # |0.03 - 0.25| x 4 + |0.98 - 0.667| x 3, over 7 pixels
+    assert expected_calibration_error(table) == pytest.approx(
+        (4 * 0.22 + 3 * abs(2.94 / 3 - 2 / 3)) / 7
+    )
+    pooled = pool_reliability([table, table])
+    assert [b["n"] for b in pooled] == [2 * b["n"] for b in table]
+    assert pooled[0]["observed_water"] == 0.25 and np.isnan(pooled[5]["observed_water"])
