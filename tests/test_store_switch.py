@@ -3,16 +3,15 @@ never finds the store missing or half-written, and a killed rewrite leaves nothi
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pytest
 import xarray as xr
 
 from geoproc import storage, store_switch
-from geoproc.dev.bench._timeseries_cube import write_packed_cube
-from geoproc.product_runner import MARKER, run_product_on_cube
-from tests.helpers.store_bytes import store_bytes
+from tests.helpers.canopy_store_runs import data_files as _data
+from tests.helpers.canopy_store_runs import run_canopy as _run
+from tests.helpers.canopy_store_runs import write_ndvi_cube
 
 
 def _folder(path: Path, text: str) -> None:
@@ -53,23 +52,11 @@ def test_commit_without_the_exchange_call_still_replaces(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["T.zarr"]
 
 
-def _data(store: str) -> dict[str, bytes]:
-    return {k: v for k, v in store_bytes(store).items() if k != MARKER}
-
-
 @pytest.fixture
 def cube_url(tmp_path):
     url = str(tmp_path / "cube.zarr")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        write_packed_cube(url, dates=6, ny=40, nx=32, bands=("red", "nir08"))
+    write_ndvi_cube(url, dates=6, ny=40, nx=32)
     return url
-
-
-def _run(cube_url: str, out: str, **options):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return run_product_on_cube("canopy", cube_url, out, tile="T", options=options)
 
 
 def test_readers_see_the_old_store_until_the_new_one_is_complete(cube_url, tmp_path, monkeypatch):

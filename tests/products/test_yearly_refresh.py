@@ -3,16 +3,14 @@ closes; in between the store is kept, byte for byte, and the report says why."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
-from geoproc.dev.bench._timeseries_cube import write_packed_cube
-from geoproc.product_runner import MARKER, run_product_on_cube
 from geoproc.products import POLICIES, blocking_of
 from geoproc.products import canopy as canopy_product
 from geoproc.products.yearly_refresh import dates_per_year, decide
-from tests.helpers.store_bytes import store_bytes
+from tests.helpers.canopy_store_runs import data_files as _data
+from tests.helpers.canopy_store_runs import run_canopy as _run
+from tests.helpers.canopy_store_runs import write_ndvi_cube
 
 
 def test_dates_per_year_counts_calendar_years():
@@ -52,27 +50,12 @@ def test_canopy_declares_the_yearly_policy():
 @pytest.fixture
 def cube_url(tmp_path):
     url = str(tmp_path / "cube.zarr")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        write_packed_cube(url, dates=20, ny=48, nx=40, bands=("red", "nir08"))
+    write_ndvi_cube(url, dates=20, ny=48, nx=40)
     return url
 
 
 def _extend(url: str, dates: int, first: int) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        write_packed_cube(url, dates=dates, first=first, ny=48, nx=40, bands=("red", "nir08"))
-
-
-def _data(store: str) -> dict[str, bytes]:
-    """The store's files but the completion marker (which records the cube's dates)."""
-    return {k: v for k, v in store_bytes(store).items() if k != MARKER}
-
-
-def _run(cube_url: str, out: str):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return run_product_on_cube("canopy", cube_url, out, tile="T")
+    write_ndvi_cube(url, dates=dates, first=first, ny=48, nx=40)
 
 
 def test_canopy_store_follows_the_refresh_policy(cube_url, tmp_path):
