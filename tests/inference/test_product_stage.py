@@ -248,7 +248,114 @@ def test_blocks_on_a_dask_cluster_write_the_same_bytes(cube_url, tmp_path, monke
                     block_memory_bytes=2**15,
                     client=client,
                 )
-            tasks = sum("run_group" in str(task["key"]) for task in stream.data)
+            keys = [str(task["key"]) for task in stream.data]
     assert remote.mode == local.mode == "space"
-    assert tasks == 6
+    if product == "flood":  # two passes: dates x chunks of the tile, then the 6 chunk groups
+        inputs = product_stage.declared_inputs(
+            select_inputs(open_cube(cube_url, dask=False), "flood"), flood.SPEC
+        )
+        detect, _, _ = product_stage.plan_two_pass(inputs, halo=1, budget_bytes=2**15)
+        assert (
+            sum("detect_group" in k for k in keys) == 10 * 6 == len(chunk_groups(detect, chunk=32))
+        )
+        assert sum("classify_group" in k for k in keys) == 6
+    else:
+        assert sum("run_group" in k for k in keys) == 6
     assert _digest(remote.store) == _digest(local.store)
+
+
+def _flood_cube(tmp_path: Path, nt: int = 24) -> tuple[str, xr.Dataset, int]:
+    """A cube store of `nt` dates, flood's inputs, and a budget of 2.5 dates of the tile."""
+    url = str(tmp_path / "cube.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _cube(nt=nt).to_zarr(storage.zarr_store(url), mode="w", consolidated=True, zarr_format=3)
+    inputs = product_stage.declared_inputs(
+        select_inputs(open_cube(url, dask=False), "flood"), flood.SPEC
+    )
+    return url, inputs, int(2.5 * product_stage.bytes_per_pixel(inputs, nt=1) * 70 * 60)
+
+
+def _count_hooks(monkeypatch) -> dict[str, int]:
+    calls = {"detect_dates": 0, "history_counts": 0, "classify_history": 0}
+    for name in calls:
+        original = getattr(flood, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(flood, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("chunk", "blocks", "steps"),
+    [(32, 6, 24), (64, 2, 11)],  # pass 2: every date at once; 3 reads of <= 11 dates
+)
+def test_flood_two_passes_split_dates_and_space_and_give_the_same_bytes(
+    tmp_path, monkeypatch, chunk, blocks, steps
+):
+    """Pass 1 in groups of dates over the whole tile, pass 2 in output chunks of every
+    date (read at once, or a few dates at a time with the reference from summed counts):
+    the store has the single-pass blocked bytes and the whole-tile values."""
+    monkeypatch.setattr(product_stage, "OUTPUT_CHUNK", chunk)
+    url, inputs, budget = _flood_cube(tmp_path)
+    detect, classify, per_read = product_stage.plan_two_pass(inputs, halo=1, budget_bytes=budget)
+    assert [(b.time.start, b.time.stop) for b in detect[:2]] == [(0, 2), (2, 4)]
+    assert len(detect) == 12 and all(b.y == slice(0, 70) for b in detect)
+    assert len(classify) == blocks and all(b.time == slice(0, 24) for b in classify)
+    assert per_read == steps
+    assert product_stage.two_pass(flood, inputs, {})
+    assert not product_stage.two_pass(flood, inputs, {"reference_time": ("2024-01", "2024-03")})
+    assert not product_stage.two_pass(lst, inputs, {})
+
+    calls = _count_hooks(monkeypatch)
+    run = dict(tile="T", block_memory_bytes=budget)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        two = run_product_on_cube("flood", url, str(tmp_path / "two"), **run)
+        reads = blocks * (1 if steps == 24 else 3)
+        assert calls == {
+            "detect_dates": 12,
+            "history_counts": 0 if steps == 24 else reads,
+            "classify_history": reads,
+        }
+        monkeypatch.setattr(product_stage, "two_pass", lambda *a, **k: False)
+        one = run_product_on_cube("flood", url, str(tmp_path / "one"), **run)
+    assert calls["detect_dates"] == 12  # the single pass runs no hook
+    assert two.mode == one.mode == "space"
+    assert _digest(two.store) == _digest(one.store)
+    stored = xr.open_zarr(two.store, consolidated=True, mask_and_scale=False).load()
+    whole = flood.run(inputs.load())
+    for name in ("water", "water_probability", "diagnostic", "water_source"):
+        np.testing.assert_array_equal(stored[name].values, whole[name].values, err_msg=name)
+    assert set(np.unique(stored["water"].values)) >= {0, 1, 2}  # the reference joined dates
+
+
+def test_a_two_pass_flood_run_killed_in_pass_2_reruns_to_the_same_bytes(tmp_path, monkeypatch):
+    """Killed after pass 1 and part of pass 2 (no completion marker yet): the rerun
+    recomputes and writes the bytes of an unbroken run, the whole-tile bytes."""
+    url, _, budget = _flood_cube(tmp_path)
+    original = flood.classify_history
+    calls = []
+
+    def killed(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("killed in pass 2")
+        return original(*args, **kwargs)
+
+    run = dict(tile="T", block_memory_bytes=budget // 4)  # pass 2: 70 x 60 px, 2 dates a read
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with monkeypatch.context() as m:
+            m.setattr(flood, "classify_history", killed)
+            with pytest.raises(RuntimeError, match="killed"):
+                run_product_on_cube("flood", url, str(tmp_path / "out"), **run)
+        rerun = run_product_on_cube("flood", url, str(tmp_path / "out"), **run)
+        whole = run_product_on_cube(
+            "flood", url, str(tmp_path / "whole"), tile="T", blocking="tile"
+        )
+    assert rerun.status == whole.status == "written" and rerun.mode == "space"
+    assert _digest(rerun.store) == _digest(whole.store)

@@ -49,6 +49,10 @@ from geoproc.products.thresholds import GaussianPair, refit_to_scene
 append_block = flood_incremental.append_block
 append_verdict = flood_incremental.append_verdict
 """The store-append hooks of the product stage (`flood_incremental`: the policy)."""
+detect_dates = flood_incremental.detect_dates
+history_counts = flood_incremental.history_counts
+classify_history = flood_incremental.classify_history
+"""The two passes of the product stage's full blocked run (`flood_incremental`)."""
 
 WATER_NOT, WATER_REFERENCE, WATER_FLOOD, WATER_NODATA = 0, 1, 2, 255
 DIAG_NODATA = 65535
@@ -64,6 +68,7 @@ BIT_OPTICAL_SNOW_GUARD = 11
 BIT_SAR_DOUBLE_BOUNCE = 12
 BIT_SAR_UNCHANGED_DARK = 13
 BIT_OPTICAL_CLOUD_GUARD = 14
+BIT_OPTICAL_NIR_VETO = 15
 _QA_VARIABLES = ("fmask", "Fmask", "scl", "SCL")
 _DIAG_MEANINGS = (
     "dswx_mndwi",
@@ -81,11 +86,12 @@ _DIAG_MEANINGS = (
     "sar_double_bounce_rise",
     "sar_dark_but_not_darker_than_reference",
     "optical_cloud_like_masked_without_qa",
+    "optical_open_water_nir_not_below_green",
 )
 
 SPEC = ProductSpec(
     name="flood",
-    version="1.2.1",
+    version="1.3.0",
     method=(
         "DSWx-HLS diagnostic tests (Jones 2019; OPERA DSWx-HLS ATBD) + Sentinel-1 hierarchical "
         "split-based thresholding with bimodality test (Chini et al. 2017; Martinis et al. 2015) "
@@ -337,13 +343,12 @@ def classify(
     water[is_water & ref_known & (ref == 1)] = WATER_REFERENCE
     # Unknown reference: the water is reported as flood and flagged, never silently dropped.
     water[is_water & ~(ref_known & (ref == 1))] = WATER_FLOOD
-    diag = diag.copy()
-    diag |= (
-        np.broadcast_to(ref_known & (ref == 1), diag.shape) * (1 << BIT_REFERENCE_WATER)
-    ).astype(np.uint16)
-    diag |= (np.broadcast_to(~ref_known, diag.shape) * (1 << BIT_REFERENCE_UNKNOWN)).astype(
-        np.uint16
+    # The reference bits per pixel, broadcast over the dates by `|`: no (time, y, x)
+    # temporaries beyond the result (the product stage's pass 2 classifies long series).
+    ref_bits = np.where(ref_known & (ref == 1), np.uint16(1 << BIT_REFERENCE_WATER), 0) | (
+        np.where(ref_known, 0, np.uint16(1 << BIT_REFERENCE_UNKNOWN))
     )
+    diag = np.asarray(diag, np.uint16) | ref_bits.astype(np.uint16)
     diag[~valid] = DIAG_NODATA
     return water, diag
 
@@ -366,11 +371,15 @@ def _optical(
     snow = valid & flood_dswx.snow_like(green, nir, swir1)
     valid &= ~snow
     d = flood_dswx.diagnostic_tests(*bands)
-    p = np.where(valid, flood_dswx.water_probability(d), np.nan).astype(np.float32)
+    p = np.where(
+        valid, flood_dswx.water_probability(d, green=green, nir=nir), np.nan
+    ).astype(np.float32)
+    vetoed = valid & flood_dswx.open_water_vetoed(flood_dswx.interpret(d), green, nir)
     diag = (
         np.where(valid, d, 0).astype(np.uint16)
         | (snow * (1 << BIT_OPTICAL_SNOW_GUARD)).astype(np.uint16)
         | (cloud * (1 << BIT_OPTICAL_CLOUD_GUARD)).astype(np.uint16)
+        | (vetoed * (1 << BIT_OPTICAL_NIR_VETO)).astype(np.uint16)
     )
     return p, diag
 

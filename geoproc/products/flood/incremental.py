@@ -16,6 +16,13 @@ Only for the spatially blocked configuration (optical evidence, threshold algori
 reference from the cube's history over every date): there each date's detection is per
 pixel and only the reference joins the dates. Every other configuration is recomputed in
 full (`geoproc.products.POLICIES`).
+
+The same split makes the full blocked run two passes (`detect_dates`, then
+`history_counts` / `classify_history`; `geoproc.inference.product_stage.run_two_pass`):
+detection over groups of dates of the whole tile, each cube chunk decoded once, then the
+reference and the classes over output chunks of the stored uint8/uint16 outputs of every
+date (the reference from occurrence counts summed over groups of dates where a chunk's
+whole series does not fit the budget).
 """
 
 from __future__ import annotations
@@ -36,7 +43,16 @@ _REFERENCE_BITS = np.uint16((1 << _BIT_WATER) | (1 << _BIT_UNKNOWN))
 def water_now(water: np.ndarray) -> np.ndarray:
     """A stored `water` class array as the per-date water (1), dry (0), no data (NaN)."""
     w = np.asarray(water)
-    return np.where(w == _WATER_NODATA, np.nan, (w != 0).astype(np.float32)).astype(np.float32)
+    now = (w != 0).astype(np.float32)
+    now[w == _WATER_NODATA] = np.nan
+    return now
+
+
+def detection_bits(diagnostic: np.ndarray) -> np.ndarray:
+    """A diagnostic without the reference bits (8/9) that `flood.classify` adds: the
+    detection tests of each date alone (no-data stays no-data)."""
+    d = np.asarray(diagnostic)
+    return np.where(d == _DIAG_NODATA, d, d & ~_REFERENCE_BITS).astype(np.uint16)
 
 
 def stored_reference(
@@ -81,7 +97,7 @@ def append_block(
     out = flood.run(new, params=p)
     diag = out["diagnostic"].values
     # Undo run()'s classification of the new dates alone: keep the detection bits.
-    detected = np.where(diag == _DIAG_NODATA, diag, diag & ~_REFERENCE_BITS).astype(np.uint16)
+    detected = detection_bits(diag)
     now_new = water_now(out["water"].values)
     src_new = out["water_source"].values
     now_old = water_now(history["water"])
@@ -107,6 +123,53 @@ def append_block(
         "reference_known": int(known.sum()),
         "reference_changed": int((known & ~same).sum()),
     }
+
+
+def detect_dates(window: xr.Dataset, **options) -> xr.Dataset:
+    """Pass 1 of a full blocked run: `flood.run` on some dates of a window, its diagnostic
+    reduced to the detection bits (`detection_bits`). Its `water` is classified against
+    the reference of these dates only; pass 2 reads from it water / dry / no data alone,
+    which no reference changes. `water_probability`, `uncertainty` and `water_source` are
+    final: each date's detection depends on that date and pixel only."""
+    from geoproc.products import flood
+
+    out = flood.run(window, params=_params(options))
+    out["diagnostic"].values = detection_bits(out["diagnostic"].values)
+    return out
+
+
+def history_counts(
+    history: dict[str, np.ndarray], counts: np.ndarray | None = None, **options
+) -> np.ndarray:
+    """Pass 2's statistic over some dates of a window, added to `counts` (those of the
+    window's earlier dates): the per-evidence water and valid looks of the stored
+    `water` / `water_source` (`flood_reference.occurrence_counts`)."""
+    part = flood_reference.occurrence_counts(water_now(history["water"]), history["water_source"])
+    return part if counts is None else counts + part
+
+
+def classify_history(
+    history: dict[str, np.ndarray], counts: np.ndarray | None = None, **options
+) -> dict[str, np.ndarray]:
+    """Pass 2 of a full blocked run: from the stored `HISTORY_OUTPUTS` of dates of a window
+    (encoded values, as `detect_dates` wrote them), each date's classes against the
+    occurrence reference over every date, exactly as `flood.run` computes them on the
+    whole series; returns the final encoded `water` and `diagnostic`. ``counts``: the
+    `history_counts` of every date of the window, when `history` holds only some of them
+    (without: `history` holds every date and gives the reference itself)."""
+    from geoproc.products import flood
+
+    p = _params(options)
+    now = water_now(history["water"])
+    reference = dict(
+        min_frequency=p.reference_min_frequency, min_observations=p.reference_min_observations
+    )
+    if counts is None:
+        ref = flood_reference.reference_from_sources(now, history["water_source"], **reference)
+    else:
+        ref = flood_reference.reference_from_counts(counts, **reference)
+    water, diag = flood.classify(now, detection_bits(history["diagnostic"]), ref)
+    return {"water": water, "diagnostic": diag}
 
 
 def append_verdict(counts: dict[str, int], n_new: int, **options) -> tuple[bool, float, str]:

@@ -32,8 +32,17 @@ def reference_from_history(
         w = w[None]
     n = np.isfinite(w).sum(axis=0)
     hits = np.nansum(w, axis=0)
+    return _occurrence(hits, n, min_frequency=min_frequency, min_observations=min_observations)
+
+
+def _occurrence(
+    hits: np.ndarray, n: np.ndarray, *, min_frequency: float, min_observations: int
+) -> np.ndarray:
+    """The reference from each pixel's water looks (`hits`) and valid looks (`n`): the one
+    formula of `reference_from_history` and `reference_from_counts` (counts are exact
+    integers either way, so both give the same bits)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        freq = hits / n
+        freq = np.asarray(hits, np.float64) / n
     ref = (freq >= min_frequency).astype(np.float32)
     return np.where(n >= max(min_observations, 1), ref, np.nan).astype(np.float32)
 
@@ -74,6 +83,49 @@ def reference_from_sources(
     return np.where(
         known, np.nanmax(np.where(np.isfinite(stack), stack, -1), axis=0), np.nan
     ).astype(np.float32)
+
+
+def _evidence_groups(source: np.ndarray) -> tuple[np.ndarray, ...]:
+    src = np.asarray(source)
+    return (
+        (src & 4) != 0,  # learned model
+        ((src & 4) == 0) & ((src & 1) != 0),  # optical (alone or fused with SAR)
+        src == 2,  # SAR alone
+    )
+
+
+def occurrence_counts(water: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Per kind of evidence (model, optical, SAR alone, as `reference_from_sources` groups
+    them), each pixel's water looks and valid looks over a (time, y, x) stack: an int32
+    array (3, 2, y, x). Counts of consecutive groups of dates add up, so the reference
+    over a long series needs one group of dates in memory at a time (the product stage's
+    classification pass); `reference_from_counts` turns them into the reference."""
+    w = np.asarray(water, dtype=np.float32)
+    finite = np.isfinite(w)
+    is_water = finite & (w == 1)
+    out = np.empty((3, 2, *w.shape[1:]), np.int32)
+    for k, g in enumerate(_evidence_groups(source)):
+        out[k, 0] = (g & is_water).sum(axis=0)
+        out[k, 1] = (g & finite).sum(axis=0)
+    return out
+
+
+def reference_from_counts(
+    counts: np.ndarray, *, min_frequency: float = 0.5, min_observations: int = 2
+) -> np.ndarray:
+    """`reference_from_sources` of a series from its summed `occurrence_counts` (equal
+    bits: a kind of evidence without any look is NaN here and left out there, and NaN
+    never wins the maximum over the kinds)."""
+    refs = np.stack(
+        [
+            _occurrence(c[0], c[1], min_frequency=min_frequency, min_observations=min_observations)
+            for c in counts
+        ]
+    )
+    known = np.isfinite(refs).any(axis=0)
+    return np.where(known, np.nanmax(np.where(np.isfinite(refs), refs, -1), axis=0), np.nan).astype(
+        np.float32
+    )
 
 
 def reference_from_layer(layer: xr.DataArray | np.ndarray, *, shape: tuple[int, int]) -> np.ndarray:

@@ -99,14 +99,9 @@ def test_dswx_with_nir_check_beats_mndwi_on_every_landsat_scene():
     assert got["LC08"] == pytest.approx([0.670, 0.670, 0.482], abs=0.002)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs flood._optical to pass green/nir to dswx.water_probability (see the "
-    "floodls notes); remove this marker once it does",
-)
 def test_flood_run_beats_mndwi_on_every_landsat_scene():
     rows = real_cases.evaluate_real([REALDATA / "landsat-c2l2-australia"])
-    for row in rows:  # measured with the change: 0.688 / 0.850 / 0.565 vs 0.495 / 0.831 / 0.478
+    for row in rows:  # measured: 0.688 / 0.850 / 0.565 vs 0.495 / 0.831 / 0.478
         assert row["geoproc"] > row["baselines"]["MNDWI > 0.124"], row["case"]
     table = real_cases.reliability_table(rows)
     # open-water calls are water: measured 100 % at p 0.8 and 0.97 (99 % before the check)
