@@ -100,14 +100,17 @@ def append_block(
     detected = detection_bits(diag)
     now_new = water_now(out["water"].values)
     src_new = out["water_source"].values
-    now_old = water_now(history["water"])
-    src_old = np.asarray(history["water_source"])
+    # The older dates' looks are counted once; each new date adds its own (the counts of
+    # consecutive dates add up, `reference_from_counts` equals `reference_from_sources`).
+    counts = flood_reference.occurrence_counts(
+        water_now(history["water"]), np.asarray(history["water_source"])
+    )
     water = np.empty_like(out["water"].values)
     ref = np.full(now_new.shape[1:], np.nan, np.float32)
     for k in range(now_new.shape[0]):
-        ref = flood_reference.reference_from_sources(
-            np.concatenate([now_old, now_new[: k + 1]]),
-            np.concatenate([src_old, src_new[: k + 1]]),
+        counts += flood_reference.occurrence_counts(now_new[k : k + 1], src_new[k : k + 1])
+        ref = flood_reference.reference_from_counts(
+            counts,
             min_frequency=p.reference_min_frequency,
             min_observations=p.reference_min_observations,
         )
