@@ -40,6 +40,9 @@ class Block:
     read_y: slice
     read_x: slice
     """Input region: the core plus the halo, truncated at the tile edge."""
+    year: int | None = None
+    """For a yearly product run year by year: the index along the output's `year` it writes
+    (``time`` then holds that year's dates only)."""
 
     @property
     def crop(self) -> dict[str, slice]:

@@ -167,7 +167,7 @@ def test_new_dates_append_to_an_incremental_product(tmp_path):
         third = run_product_on_cube("lst", url, str(tmp_path / "out"), tile="T")
         clean = run_product_on_cube("lst", url, str(tmp_path / "clean"), tile="T")
     assert (first.status, first.steps) == ("written", 4)
-    assert (second.status, second.steps) == ("appended", 1)
+    assert (second.status, second.steps, second.mode) == ("appended", 1, "space")
     assert third.status == "skipped"
     assert old_chunk.stat().st_mtime_ns == stamp
     appended = xr.open_zarr(second.store, consolidated=True).load()
@@ -359,3 +359,33 @@ def test_a_two_pass_flood_run_killed_in_pass_2_reruns_to_the_same_bytes(tmp_path
         )
     assert rerun.status == whole.status == "written" and rerun.mode == "space"
     assert _digest(rerun.store) == _digest(whole.store)
+
+
+def test_a_multi_year_canopy_runs_year_by_year_with_the_whole_tile_bytes(tmp_path, monkeypatch):
+    """Canopy's years are independent: blocks hold one year's dates (their side set by that
+    year's length, not the series'), and the store equals the whole-tile run."""
+    from tests.helpers.canopy_store_runs import data_files, write_ndvi_cube
+
+    url = str(tmp_path / "cube.zarr")
+    write_ndvi_cube(url, dates=80, ny=48, nx=40)  # 2024-01-01 .. 2025-02-04, 5 days apart
+    planned: list = []
+    real = product_stage.per_year_blocks
+
+    def spy(*args, **kwargs):
+        planned.extend(real(*args, **kwargs) or [])
+        return planned
+
+    monkeypatch.setattr(product_stage, "per_year_blocks", spy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole = run_product_on_cube(
+            "canopy", url, str(tmp_path / "whole"), tile="T", blocking="tile"
+        )
+        blocked = run_product_on_cube(
+            "canopy", url, str(tmp_path / "blocked"), tile="T", block_memory_bytes=2**16
+        )
+    assert (whole.mode, blocked.mode, blocked.steps) == ("tile", "space", 2)
+    assert {b.year for b in planned} == {0, 1}
+    assert {(b.time.start, b.time.stop) for b in planned} == {(0, 74), (74, 80)}
+    assert len(planned) > 2  # several spatial blocks per year
+    assert data_files(blocked.store) == data_files(whole.store)
