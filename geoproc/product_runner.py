@@ -379,11 +379,10 @@ def _run_product_unlocked(
             },
             budget_bytes=block_memory_bytes,
             n_old=len(history["times"]) - new_steps,
-            mode=mode,
         )
         _write_marker(location, fingerprint, len(history["times"]), product, history, options)
         log.info("%s %s: %d new date(s) appended, older dates kept", product, tile, added)
-        return ProductResult(product, tile, location.url, "appended", added, fingerprint, mode)
+        return ProductResult(product, tile, location.url, "appended", added, fingerprint, "time")
     staged = store_switch.staging(location)  # readers keep the old version meanwhile
     if mode == "tile":
         result = module.run(inputs.load(), **options)

@@ -487,18 +487,12 @@ def _run_group(
     options: dict[str, Any],
     dims: dict[str, tuple],
     prefetch: bool,
-    time_offset: int = 0,
 ) -> BlockStats:
-    """read -> run -> crop -> region write for `blocks` (in this process or a Dask worker).
-
-    ``time_offset``: where the inputs' first date lies in the store (the older dates' count
-    when appending)."""
+    """read -> run -> crop -> region write for `blocks` (in this process or a Dask worker)."""
     if isinstance(module, str):
         module = importlib.import_module(module)
     inputs = open_inputs()
-    # Not through consolidated metadata: during an append it still describes the old,
-    # shorter arrays until the switch.
-    group = zarr.open_group(storage.zarr_store(location), mode="r+", use_consolidated=False)
+    group = zarr.open_group(storage.zarr_store(location), mode="r+")
 
     context = _halo_inputs(module, inputs, mode)
 
@@ -517,8 +511,7 @@ def _run_group(
     def write(block: Block, out: xr.Dataset) -> None:
         # Straight to the zarr arrays: the template fixed dtypes, fill values and chunks, and
         # xarray's region write would re-read the store's metadata for every block.
-        dates = slice(time_offset + block.time.start, time_offset + block.time.stop)
-        region = {"y": block.y, "x": block.x, "time": dates} if mode == "space" else {"time": dates}
+        region = {"y": block.y, "x": block.x} if mode == "space" else {"time": block.time}
         if block.year is not None:
             region["year"] = slice(block.year, block.year + 1)
         for name, var_dims in dims.items():
@@ -538,15 +531,13 @@ def append_dates(
     attrs: dict[str, Any],
     budget_bytes: int = DEFAULT_BLOCK_BYTES,
     n_old: int | None = None,
-    mode: str = "time",
 ) -> int:
     """Add the outputs of `new_inputs`' dates (all after the store's last date) to a store of
     a product whose dates are independent (``Blocking.incremental``); returns the dates added.
 
-    ``mode``: `time` runs groups of new dates over the whole tile; `space` runs spatial
-    blocks of the new dates with the scene statistics of those dates (LST's first pass), as
-    a full blocked run does: for a date or two, a whole 1024² tile per run() costs ~3x the
-    time per date of chunk-sized blocks.
+    Groups of new dates over the whole tile: each run() sees whole scenes, so no scene
+    statistics pass is needed (measured for one LST date on 1024²: 1.97 s, against 2.66 s
+    in spatial blocks with their own first pass).
 
     ``n_old``: the dates of the complete version (from its marker). Pass it: a crash after
     the arrays were resized leaves them longer than the complete version, and the rerun
@@ -591,24 +582,7 @@ def append_dates(
         new_inputs.sizes["x"],
         steps=max(1, int(budget_bytes // per_date)),
     )
-    if mode == "space":
-        options = {**options, **scene_options(module, new_inputs, options, budget_bytes)}
-        context = _halo_inputs(module, new_inputs, mode)
-        blocks = plan_blocks(
-            new_inputs,
-            mode=mode,
-            halo=block_halo(module, new_inputs, options),
-            budget_bytes=budget_bytes,
-            budget_halo=int(module.SPEC.halo) if context else None,
-            factor=work_factor(module),
-        )
-        stats = _run_group(
-            blocks, module, lambda: new_inputs, location, mode, options, template_dims,
-            prefetch=True, time_offset=n_old,
-        )  # fmt: skip
-        _log_stats(module.SPEC.name, "append space", stats)
-    else:
-        run_blocks(blocks, read=read, compute=compute, write=write)
+    run_blocks(blocks, read=read, compute=compute, write=write)
     group.attrs.update(attrs)
     zarr.consolidate_metadata(store, zarr_format=group.metadata.zarr_format)  # old v3 too
     return n_new

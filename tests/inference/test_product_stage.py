@@ -167,7 +167,7 @@ def test_new_dates_append_to_an_incremental_product(tmp_path):
         third = run_product_on_cube("lst", url, str(tmp_path / "out"), tile="T")
         clean = run_product_on_cube("lst", url, str(tmp_path / "clean"), tile="T")
     assert (first.status, first.steps) == ("written", 4)
-    assert (second.status, second.steps, second.mode) == ("appended", 1, "space")
+    assert (second.status, second.steps, second.mode) == ("appended", 1, "time")
     assert third.status == "skipped"
     assert old_chunk.stat().st_mtime_ns == stamp
     appended = xr.open_zarr(second.store, consolidated=True).load()
