@@ -371,9 +371,9 @@ def _optical(
     snow = valid & flood_dswx.snow_like(green, nir, swir1)
     valid &= ~snow
     d = flood_dswx.diagnostic_tests(*bands)
-    p = np.where(
-        valid, flood_dswx.water_probability(d, green=green, nir=nir), np.nan
-    ).astype(np.float32)
+    p = np.where(valid, flood_dswx.water_probability(d, green=green, nir=nir), np.nan).astype(
+        np.float32
+    )
     vetoed = valid & flood_dswx.open_water_vetoed(flood_dswx.interpret(d), green, nir)
     diag = (
         np.where(valid, d, 0).astype(np.uint16)
