@@ -383,10 +383,7 @@ def _detect_group(
         return module.detect_dates(window, **options).isel(block.crop)
 
     def write(block: Block, out: xr.Dataset) -> None:
-        region = {"time": block.time, "y": block.y, "x": block.x}
-        for name, var_dims in dims.items():
-            var = out[name].transpose(*var_dims)
-            group[name][tuple(region.get(d, slice(None)) for d in var_dims)] = _encoded(var)
+        _write_region(group, dims, out, {"time": block.time, "y": block.y, "x": block.x})
 
     return run_blocks(blocks, read=read, compute=compute, write=write, prefetch=prefetch)
 
@@ -514,10 +511,7 @@ def _run_group(
         region = {"y": block.y, "x": block.x} if mode == "space" else {"time": block.time}
         if block.year is not None:
             region["year"] = slice(block.year, block.year + 1)
-        for name, var_dims in dims.items():
-            var = out[name].transpose(*var_dims)
-            index = tuple(region.get(d, slice(None)) for d in var_dims)
-            group[name][index] = _encoded(var)
+        _write_region(group, dims, out, region)
 
     return run_blocks(blocks, read=read, compute=compute, write=write, prefetch=prefetch)
 
@@ -657,6 +651,13 @@ def append_with_history(
         group.attrs.update(attrs)
         zarr.consolidate_metadata(store, zarr_format=group.metadata.zarr_format)
     return kept, figure, line
+
+
+def _write_region(group, dims: dict[str, tuple], out: xr.Dataset, region: dict[str, slice]):
+    """Each output of `out` into its zarr array at `region` (dims not named: whole axis)."""
+    for name, var_dims in dims.items():
+        var = out[name].transpose(*var_dims)
+        group[name][tuple(region.get(d, slice(None)) for d in var_dims)] = _encoded(var)
 
 
 def _encoded(var: xr.DataArray) -> np.ndarray:
