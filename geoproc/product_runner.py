@@ -24,6 +24,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
 from geoproc import __version__, storage, store_lock, store_switch, zarr_layout
+from geoproc.cube.per_step_attrs import select_steps
 from geoproc.errors import NoDataError, StoreError
 from geoproc.inference import product_stage
 from geoproc.product_registry import product_package
@@ -35,11 +36,6 @@ MARKER = "geoproc-product.json"
 _OPTICAL = ("L30", "S30", "S2", "LC2")
 _THERMAL = ("L30", "LC2")
 """Platform groups with a thermal band: HLS L30 and Landsat Collection 2 Level-2."""
-PER_STEP_ATTRS = ("geoproc:source_items", "geoproc:source_versions")
-"""Cube attributes with one entry per time step: which items, and which version of each.
-
-Both decide a product's inputs: a reprocessed item keeps its id, so only its version
-(``updated``, processing version) tells that a rewritten cube step changed."""
 
 
 @dataclass(frozen=True)
@@ -88,13 +84,7 @@ def open_cube(cube_url: str | storage.Location, *, dask: bool = True) -> xr.Data
             f"No cube store at {storage.parse_url(str(cube_url)).url if not isinstance(cube_url, storage.Location) else cube_url.url}: build it first with `geoproc cube build`."
         ) from exc
     complete = ds["time_complete"].values.astype(bool)
-    per_step = {a: ds.attrs.get(a) for a in PER_STEP_ATTRS}
-    ds = ds.isel(time=np.flatnonzero(complete))
-    for attr, values in per_step.items():
-        if isinstance(values, list) and len(values) == len(complete):
-            # Keep the per-step source items and versions aligned with the steps kept.
-            ds.attrs[attr] = [v for v, c in zip(values, complete, strict=True) if c]
-    return ds
+    return select_steps(ds, np.flatnonzero(complete))
 
 
 def refuse_damaged_cube(cube_url: str | storage.Location) -> None:
@@ -128,7 +118,7 @@ def select_inputs(cube: xr.Dataset, product: str) -> xr.Dataset:
         keep = np.isin(platform, _OPTICAL)
     else:
         keep = np.ones(platform.shape, bool)
-    selected = cube.isel(time=np.flatnonzero(keep))
+    selected = select_steps(cube, np.flatnonzero(keep))
     drop = [v for v in ("time_complete",) if v in selected]
     return selected.drop_vars(drop)
 
@@ -345,9 +335,12 @@ def _run_product_unlocked(
     if new_steps and declared.incremental == "history":
         kept, drift, update = product_stage.append_with_history(
             module,
-            product_stage.declared_inputs(
-                select_inputs(open_cube(cube_url, dask=False), product), module.SPEC
-            ).isel(time=slice(len(history["times"]) - new_steps, None)),
+            select_steps(
+                product_stage.declared_inputs(
+                    select_inputs(open_cube(cube_url, dask=False), product), module.SPEC
+                ),
+                slice(len(history["times"]) - new_steps, None),
+            ),
             location,
             n_old=len(history["times"]) - new_steps,
             options=options,
@@ -368,9 +361,12 @@ def _run_product_unlocked(
     if new_steps:
         added = product_stage.append_dates(
             module,
-            product_stage.declared_inputs(
-                select_inputs(open_cube(cube_url, dask=False), product), module.SPEC
-            ).isel(time=slice(len(history["times"]) - new_steps, None)),
+            select_steps(
+                product_stage.declared_inputs(
+                    select_inputs(open_cube(cube_url, dask=False), product), module.SPEC
+                ),
+                slice(len(history["times"]) - new_steps, None),
+            ),
             location,
             options=options,
             attrs={
