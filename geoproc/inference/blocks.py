@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 _MiB = 1024 * 1024
@@ -93,6 +93,17 @@ def space_blocks(nt: int, ny: int, nx: int, *, side: int, halo: int) -> list[Blo
                 )
             )
     return blocks
+
+
+def date_windows(nt: int, ny: int, nx: int, *, side: int, halo: int, steps: int) -> list[Block]:
+    """Spatial windows of `side` px (with `halo`) holding `steps` consecutive dates each:
+    for products whose dates are independent, so a window never needs the whole series and
+    each 1 x 512² cube chunk is read once (windows of every date shrink as it grows)."""
+    return [
+        replace(w, time=slice(t0, min(nt, t0 + steps)))
+        for t0 in range(0, nt, max(1, steps))
+        for w in space_blocks(nt, ny, nx, side=side, halo=halo)
+    ]
 
 
 def time_blocks(nt: int, ny: int, nx: int, *, steps: int) -> list[Block]:

@@ -16,6 +16,13 @@ attributes, encodings and chunks (time 1, y/x 512) is written first (metadata an
 coordinates only), then each block's core is a region write. The caller writes the
 completion marker after the last block.
 
+Products whose dates are independent (``Blocking.incremental is True``, LST) run on
+`plan_date_windows`: groups of whole scenes where one date of the tile fits the budget
+(run() then takes its own scene statistics), else chunk-aligned windows of a few dates,
+with the scene statistics of a first pass over the same windows and each block given its
+own dates' values (``Blocking.date_options``). Spatial blocks of every date had shrunk
+with the series (LST at a year's density ran at 0.46-0.69x its whole-tile speed).
+
 Two passes for products whose dates are joined only by a per-pixel statistic of their own
 stored outputs (``Blocking.incremental == "history"``, flood's reference-water occurrence;
 `run_two_pass`). Spatial blocks holding every date shrink as the series grows (a year of
@@ -44,7 +51,6 @@ import dataclasses
 import importlib
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import dask.array as da
@@ -53,12 +59,14 @@ import xarray as xr
 import zarr
 
 from geoproc import storage, zarr_layout
+from geoproc.cube.per_step_attrs import select_steps
 from geoproc.errors import NoDataError
 from geoproc.inference.blocks import (
     Block,
     BlockStats,
     block_side,
     chunk_groups,
+    date_windows,
     run_blocks,
     space_blocks,
     time_blocks,
@@ -131,6 +139,36 @@ def plan_blocks(
     return time_blocks(nt, ny, nx, steps=max(1, int(budget_bytes // per_date)))
 
 
+def plan_date_windows(
+    inputs: xr.Dataset,
+    *,
+    halo: int,
+    budget_bytes: int,
+    budget_halo: int | None = None,
+    factor: float = WORK_FACTOR,
+) -> list[Block]:
+    """Blocks for a product whose dates are joined by nothing it computes per pixel: groups
+    of dates over the whole tile where one date of it fits `budget_bytes`, else windows of a
+    few dates each, chunk-aligned where a whole chunk fits (`date_windows`). Either way each
+    1 x 512² cube chunk is decoded about once, whatever the series length."""
+    nt, ny, nx = inputs.sizes["time"], inputs.sizes["y"], inputs.sizes["x"]
+    per_pixel = bytes_per_pixel(inputs, nt=1, work_factor=factor)
+    steps = int(budget_bytes // (per_pixel * ny * nx))
+    if steps >= 1:
+        return time_blocks(nt, ny, nx, steps=steps)
+    margin = halo if budget_halo is None else budget_halo
+    chunk = min(OUTPUT_CHUNK, max(ny, nx))
+    side = block_side(budget_bytes, bytes_per_pixel=per_pixel, chunk=chunk, halo=margin)
+    steps = int(budget_bytes // (per_pixel * (side + 2 * margin) ** 2))
+    return date_windows(nt, ny, nx, side=side, halo=halo, steps=max(1, steps))
+
+
+def independent_dates(module) -> bool:
+    """Whether the product declares that no output of a date depends on another date
+    (``Blocking.incremental is True``): its blocks may hold a few dates, not the series."""
+    return blocking_of(module.SPEC).incremental is True
+
+
 def run_blocked(
     module,
     inputs: xr.Dataset,
@@ -152,16 +190,18 @@ def run_blocked(
     spec = module.SPEC
     halo = block_halo(module, inputs, options) if mode == "space" else 0
     context = _halo_inputs(module, inputs, mode)
-    blocks = plan_blocks(
+    plan = plan_date_windows if mode == "space" and independent_dates(module) else plan_blocks
+    blocks = plan(
         inputs,
-        mode=mode,
+        **({} if plan is plan_date_windows else {"mode": mode}),
         halo=halo,
         budget_bytes=budget_bytes,
         budget_halo=int(spec.halo) if context else None,
         factor=work_factor(module),
     )
-    if mode == "space":
-        options = {**options, **scene_options(module, inputs, options, budget_bytes)}
+    whole_scenes = mode == "space" and all(b.axis == "time" for b in blocks)
+    if mode == "space" and not whole_scenes:
+        options = {**options, **scene_options(module, inputs, options, budget_bytes, blocks)}
     probe = module.run(_probe(inputs, mode).load(), **options)
     template = finish(_template(probe, inputs, mode=mode))
     if not any(template[v].size for v in template.data_vars):
@@ -183,6 +223,8 @@ def run_blocked(
             prefetch=prefetch,
         )
         return template
+    if whole_scenes:  # groups of whole scenes: run() takes its own scene statistics
+        mode = "time"
     stats = _map_groups(
         _run_group,
         blocks,
@@ -225,7 +267,7 @@ def per_year_blocks(
         steps = np.flatnonzero(years == year)
         dates = slice(int(steps[0]), int(steps[-1]) + 1)
         for b in plan_blocks(
-            inputs.isel(time=dates),
+            select_steps(inputs, dates),
             mode="space",
             halo=halo,
             budget_bytes=budget_bytes,
@@ -293,22 +335,15 @@ def plan_two_pass(
 ) -> tuple[list[Block], list[Block], int]:
     """The blocks of both passes and pass 2's dates per read.
 
-    Pass 1: groups of dates over the whole tile that fit the budget (windows of one date,
-    chunk-aligned where a whole chunk fits, when one date of the whole tile does not).
+    Pass 1: `plan_date_windows` (groups of dates over the whole tile that fit the budget,
+    else chunk-aligned windows of as many dates as fit, when one date of the tile does not).
     Pass 2: spatial blocks of every date, no halo, sized by `CLASSIFY_BYTES_PER_DATE`:
     whole output chunks (or multiples) holding every date where they fit; else one output
     chunk a block, read `steps` dates at a time (twice: the statistic's counts, then the
     classes), so a block never rewrites part of a chunk and memory holds `steps` dates."""
     nt, ny, nx = inputs.sizes["time"], inputs.sizes["y"], inputs.sizes["x"]
     chunk = min(OUTPUT_CHUNK, max(ny, nx))
-    per_pixel = bytes_per_pixel(inputs, nt=1, work_factor=factor)
-    steps = int(budget_bytes // (per_pixel * ny * nx))
-    if steps >= 1:
-        detect = time_blocks(nt, ny, nx, steps=steps)
-    else:
-        side = block_side(budget_bytes, bytes_per_pixel=per_pixel, chunk=chunk, halo=halo)
-        windows = space_blocks(1, ny, nx, side=side, halo=halo)
-        detect = [replace(w, time=slice(t, t + 1)) for t in range(nt) for w in windows]
+    detect = plan_date_windows(inputs, halo=halo, budget_bytes=budget_bytes, factor=factor)
     side = block_side(
         budget_bytes, bytes_per_pixel=nt * CLASSIFY_BYTES_PER_DATE, chunk=chunk, halo=0
     )
@@ -377,7 +412,7 @@ def _detect_group(
     group = zarr.open_group(storage.zarr_store(location), mode="r+")
 
     def read(block: Block) -> xr.Dataset:
-        return inputs.isel(time=block.time, y=block.read_y, x=block.read_x).load()
+        return _window(inputs, block.time, block.read_y, block.read_x)
 
     def compute(block: Block, window: xr.Dataset) -> xr.Dataset:
         return module.detect_dates(window, **options).isel(block.crop)
@@ -460,19 +495,38 @@ def block_halo(module, inputs: xr.Dataset, options: dict[str, Any]) -> int:
 
 
 def scene_options(
-    module, inputs: xr.Dataset, options: dict[str, Any], budget_bytes: int
+    module,
+    inputs: xr.Dataset,
+    options: dict[str, Any],
+    budget_bytes: int,
+    blocks: list[Block] | None = None,
 ) -> dict[str, Any]:
     """Options carrying scene-wide statistics into spatial blocks (``Blocking.
-    scene_statistics``), computed from one pass over blocks of every date (no halo);
-    empty for products without any."""
+    scene_statistics``), computed from one pass over the cores of `blocks` (default: the
+    spatial blocks of every date), each given with its dates; empty for products without
+    any. Per-date options (``Blocking.date_options``) come back with one value per cube
+    date, and each block gets its own dates' (`_block_options`)."""
     name = blocking_of(module.SPEC).scene_statistics
     if not name:
         return {}
-    blocks = plan_blocks(
-        inputs, mode="space", halo=0, budget_bytes=budget_bytes, factor=work_factor(module)
-    )
-    windows = (inputs.isel(time=b.time, y=b.read_y, x=b.read_x).load() for b in blocks)
-    return getattr(module, name)(windows, **options)
+    if blocks is None:
+        blocks = plan_blocks(
+            inputs, mode="space", halo=0, budget_bytes=budget_bytes, factor=work_factor(module)
+        )
+    windows = ((b.time, _window(inputs, b.time, b.y, b.x)) for b in blocks)
+    found = getattr(module, name)(inputs, windows, **options)
+    for key in blocking_of(module.SPEC).date_options:
+        if found.get(key) is not None and len(found[key]) != inputs.sizes["time"]:
+            raise ValueError(f"{name} gave {key} for {len(found[key])} of the cube's dates")
+    return found
+
+
+def _block_options(module, options: dict[str, Any], block: Block) -> dict[str, Any]:
+    """`options` with the per-date ones (``Blocking.date_options``) cut to `block`'s dates."""
+    names = [n for n in blocking_of(module.SPEC).date_options if options.get(n) is not None]
+    if not names:
+        return options
+    return {**options, **{n: np.asarray(options[n])[block.time] for n in names}}
 
 
 def _run_group(
@@ -495,20 +549,23 @@ def _run_group(
 
     def read(block: Block) -> xr.Dataset | tuple[xr.Dataset, xr.Dataset]:
         if not context:
-            return inputs.isel(time=block.time, y=block.read_y, x=block.read_x).load()
-        core = inputs.isel(time=block.time, y=block.y, x=block.x).load()
-        return core, inputs[context].isel(time=block.time, y=block.read_y, x=block.read_x).load()
+            return _window(inputs, block.time, block.read_y, block.read_x)
+        core = _window(inputs, block.time, block.y, block.x)
+        return core, _window(inputs[context], block.time, block.read_y, block.read_x)
 
     def compute(block: Block, window) -> xr.Dataset:
+        given = _block_options(module, options, block)
         if context:  # the core, and the halo inputs around it
-            return module.run(window[0], **options, halo_context=(window[1], block.crop))
-        out = module.run(window, **options)
+            return module.run(window[0], **given, halo_context=(window[1], block.crop))
+        out = module.run(window, **given)
         return out.isel(block.crop) if mode == "space" else out
 
     def write(block: Block, out: xr.Dataset) -> None:
         # Straight to the zarr arrays: the template fixed dtypes, fill values and chunks, and
         # xarray's region write would re-read the store's metadata for every block.
-        region = {"y": block.y, "x": block.x} if mode == "space" else {"time": block.time}
+        region = {"time": block.time}
+        if mode == "space":  # a yearly block's `time` (its year's dates) indexes no output
+            region = {"y": block.y, "x": block.x, **({} if block.year is not None else region)}
         if block.year is not None:
             region["year"] = slice(block.year, block.year + 1)
         _write_region(group, dims, out, region)
@@ -554,7 +611,7 @@ def append_dates(
     template_dims = _grow_time_axis(group, new_inputs, n_old, names)
 
     def read(block: Block) -> xr.Dataset:
-        return new_inputs.isel(time=block.time).load()
+        return select_steps(new_inputs, block.time).load()
 
     def compute(block: Block, window: xr.Dataset) -> xr.Dataset:
         return module.run(window, **options)
@@ -658,6 +715,12 @@ def _write_region(group, dims: dict[str, tuple], out: xr.Dataset, region: dict[s
     for name, var_dims in dims.items():
         var = out[name].transpose(*var_dims)
         group[name][tuple(region.get(d, slice(None)) for d in var_dims)] = _encoded(var)
+
+
+def _window(inputs: xr.Dataset, dates: slice, y: slice, x: slice) -> xr.Dataset:
+    """The loaded window of `inputs` at these dates and pixels, its per-step attributes
+    (e.g. the items naming each date's sensor) cut to its dates (`select_steps`)."""
+    return select_steps(inputs, dates).isel(y=y, x=x).load()
 
 
 def _encoded(var: xr.DataArray) -> np.ndarray:

@@ -27,8 +27,10 @@ says why, from what the product's run() computes:
   below ``near_cloud_m``: run() gets the Fmask with a halo that wide (``halo_of``,
   ``halo_inputs``), the rest of the block without. With the near-cloud uncertainty
   on (``near_cloud_sigma_k``) the distance is unbounded: groups of dates over the whole
-  tile (``local_when``). Incremental: a new date adds steps (by date groups, over the
-  whole tile), old ones never change.
+  tile (``local_when``). No output of a date depends on another date (``incremental``),
+  so its blocks hold a few dates each, not the series (`product_stage.plan_date_windows`).
+  Incremental: a new date adds steps (by date groups, over the whole tile), old ones never
+  change.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ DECLARED_BLOCKING: dict[str, Blocking] = {
         incremental=True,
         local_when="spatially_local",
         scene_statistics="scene_statistics",
+        date_options=("cloud_screen_t_low",),
         halo_of="block_halo",
         halo_inputs=("fmask",),
         work_factor=6.0,

@@ -86,10 +86,15 @@ class Blocking:
     defaults filled), False where ``mode`` does not hold: for conditions ``local_options``
     cannot state (e.g. LST's near-cloud uncertainty inside its ``cloud_screen`` option)."""
     scene_statistics: str | None = None
-    """Name of a function of the product module, ``f(windows, **options) -> dict``: run
-    before a ``space`` run over spatial blocks with every date (`windows`, one at a time),
-    it returns options for run() that carry scene-wide statistics into every block (e.g.
-    LST's per-date T_low). Derived from the data, never part of the recorded options."""
+    """Name of a function of the product module, ``f(inputs, windows, **options) -> dict``:
+    run before a ``space`` run over the cores of its blocks (`windows`: ``(dates, dataset)``
+    one at a time, ``dates`` the slice of `inputs`' time steps the loaded window holds;
+    `inputs`: the whole cube, lazily, for its dates and metadata), it returns options for
+    run() that carry scene-wide statistics into every block (e.g. LST's per-date T_low).
+    Derived from the data, never part of the recorded options."""
+    date_options: tuple[str, ...] = ()
+    """Options from ``scene_statistics`` holding one value per cube date: a block holding
+    some of the dates gets theirs (e.g. LST's ``cloud_screen_t_low``)."""
     halo_of: str | None = None
     """Name of a function of the product module, ``f(inputs, **options) -> int``: a halo
     that depends on the options and the grid, used when wider than the spec's ``halo``."""

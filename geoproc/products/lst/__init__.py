@@ -259,7 +259,10 @@ def run(
         given = {k: v for k, v in given.items() if not _is_default(k, v)}
     p = LSTParams.from_options(params, **given)
     ds = _check_type(dataset)
-    mixed = _sensor_groups(ds, p)
+    # A block of a cube that mixes sensors runs per sensor even when it holds one sensor's
+    # dates, as the whole cube does (`scene_statistics` keys the atmosphere by sensor).
+    scene_mixed = bool(atmosphere_scene_constant) and "" not in atmosphere_scene_constant
+    mixed = _sensor_groups(ds, p, any_count=scene_mixed)
     if mixed:
         return _run_per_sensor(
             ds, p, mixed, cloud_screen_t_low, halo_context, atmosphere_scene_constant
@@ -428,27 +431,35 @@ def block_halo(inputs: xr.Dataset, **options) -> int:
     return int(np.ceil(screen.near_cloud_m / _pixel_size(inputs, inputs["fmask"]))) + 1
 
 
-def scene_statistics(windows, **options) -> dict:
-    """What run() computes over the whole scene, from spatial blocks with every date
-    (`windows`), as run() options for the blocks:
+def scene_statistics(inputs: xr.Dataset, windows, **options) -> dict:
+    """What run() computes over the whole scene, from blocks of the cube `inputs`
+    (`windows`: ``(dates, dataset)``, ``dates`` the slice of `inputs`' time steps the
+    window holds), as run() options for the blocks:
 
-    - ``cloud_screen_t_low``: the residual-cloud screen's T_low per date, from exact
-      clear-land BT value counts merged over the blocks, then the percentile run() would take
-      of the whole scene (`cloud_screen.scene_t_low`). Memory: one block plus the distinct
-      BT values per date (few: BT comes from integer radiance counts).
-    - ``atmosphere_scene_constant``: per sensor group, whether the lwir11 transmittance is one
-      value over the whole scene (`_is_scene_constant`), from its min and max merged over
-      the blocks: a per-pixel map that happens to be uniform inside one block is not.
+    - ``cloud_screen_t_low``: the residual-cloud screen's T_low per date of `inputs`, from
+      exact clear-land BT value counts merged over the windows, then the percentile run()
+      would take of the whole scene (`cloud_screen.scene_t_low`). Memory: one window plus
+      the distinct BT values per date (few: BT comes from integer radiance counts).
+    - ``atmosphere_scene_constant``: per sensor group of the whole cube (`_sensor_groups`;
+      ``""`` when it holds one sensor), whether the lwir11 transmittance is one value over
+      the whole scene (`_is_scene_constant`), from its min and max merged over the windows:
+      a per-pixel map that happens to be uniform inside one window is not.
     """
     p = _params_of(options)
     screen = p.cloud_screen
+    nt = inputs.sizes.get("time", 1)
+    sensor_of = [""] * nt
+    for sensor, steps in _sensor_groups(inputs, p).items():
+        for t in steps:
+            sensor_of[t] = sensor
     counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     spans: dict[str, list] = {}
-    nt = None
-    for window in windows:
+    for dates, window in windows:
         ds = _check_type(window)
-        nt = ds.sizes.get("time", 1)
-        groups = _sensor_groups(ds, p) or {"": list(range(nt))}
+        first = dates.start or 0
+        groups: dict[str, list[int]] = {}
+        for step in range(ds.sizes.get("time", 1)):
+            groups.setdefault(sensor_of[first + step], []).append(step)
         for sensor, steps in groups.items():
             q = dataclasses.replace(p, thermal_constants=sensor) if sensor else p
             part = ds.isel(time=steps) if sensor else ds
@@ -456,7 +467,7 @@ def scene_statistics(windows, **options) -> dict:
             if screen is None:
                 continue
             for step, mask, bt in _clear_land(part, q):
-                t = steps[step] if sensor else step
+                t = first + steps[step]
                 values, n = np.unique(bt[mask], return_counts=True)
                 if t in counts:
                     values = np.concatenate([counts[t][0], values])
@@ -470,7 +481,7 @@ def scene_statistics(windows, **options) -> dict:
             sensor: span is None or bool(np.all(np.nan_to_num(span[0] - span[1]) == 0.0))
             for sensor, span in spans.items()
         }
-    if nt is None or not counts:
+    if not counts:
         return out
     t_low = np.full(nt, np.nan)
     for t, (values, n) in counts.items():
@@ -580,14 +591,15 @@ def _scene_water_vapour(bt11: xr.DataArray, depression_k: float):
     )
 
 
-def _sensor_groups(ds: xr.Dataset, p: LSTParams) -> dict[str, list[int]]:
+def _sensor_groups(ds: xr.Dataset, p: LSTParams, any_count: bool = False) -> dict[str, list[int]]:
     """Time-step indices per Landsat sensor when a C2 L2 cube mixes sensors (else empty):
     each thermal band has its own K1/K2, so each sensor's steps are run on their own; steps
-    no product id names are taken as Landsat 8 (said in the output attributes)."""
+    no product id names are taken as Landsat 8 (said in the output attributes).
+    ``any_count``: group even one sensor's steps (a block of a cube that mixes them)."""
     if p.thermal_constants != "auto" or "thermal_k1" in ds.attrs or not has_st_layers(ds):
         return {}
     per_time = time_sensors(ds)
-    if per_time is None or len(set(per_time[0])) < 2:
+    if per_time is None or (len(set(per_time[0])) < 2 and not any_count):
         return {}  # one sensor (or one named, none unknown): `band_constants` decides
     groups: dict[str, list[int]] = {}
     for i, sensor in enumerate(per_time[0]):

@@ -110,9 +110,14 @@ def test_scene_statistics_give_the_whole_scene_t_low(cube_url):
         select_inputs(open_cube(cube_url, dask=False), "lst"), lst.SPEC
     ).load()
     blocked = product_stage.scene_options(lst, inputs, {}, BUDGET)["cloud_screen_t_low"]
-    whole = lst.scene_statistics(iter([inputs]))["cloud_screen_t_low"]
+    everything = (slice(0, inputs.sizes["time"]), inputs)
+    whole = lst.scene_statistics(inputs, iter([everything]))["cloud_screen_t_low"]
+    windows = product_stage.plan_date_windows(inputs, halo=35, budget_bytes=BUDGET)
+    assert {b.time.stop - b.time.start for b in windows} == {1}  # a date per window
+    dated = product_stage.scene_options(lst, inputs, {}, BUDGET, windows)["cloud_screen_t_low"]
     assert np.isnan(blocked[2]) and np.isfinite(np.delete(blocked, 2)).all()
     np.testing.assert_array_equal(blocked, whole)
+    np.testing.assert_array_equal(dated, whole)
 
 
 def test_near_cloud_uncertainty_falls_back_to_date_groups():

@@ -9,6 +9,7 @@ ST_B10 / ST_B6 (the cube's ``st_temperature``) on QA_PIXEL-clear pixels.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -267,3 +268,52 @@ def test_lst_on_a_cube_built_end_to_end_from_usgs_items(realdata, tmp_path):
     assert (((qa >> lst.QA_METHOD_SHIFT) & 3) == lst.METHOD_CODES["rte"]).all()
     # cloud-masked cube cells (NaN ST radiance) never get an LST
     assert np.isnan(out.lst.values[~np.isfinite(cube.st_trad.values)]).all()
+
+
+@pytest.mark.parametrize("budget", [2**15, 2**28])
+def test_blocks_of_one_sensor_in_a_mixed_cube_give_the_whole_tile_bytes(realdata, tmp_path, budget):
+    """Blocks hold a few dates (LST's dates are independent): a block holding only the TM
+    step of a TM + ETM+ cube still runs per sensor (its items name the sensor) with the
+    scene-wide statistics, so the blocked store has the whole-tile bytes, attributes too;
+    so do groups of whole scenes, where one date of the tile fits the budget."""
+    import hashlib
+    import warnings
+
+    from geoproc import storage
+    from geoproc.inference import product_stage
+    from geoproc.product_runner import open_cube, run_product_on_cube, select_inputs
+
+    l5, _ = cube_from_scene(realdata / AUSTRALIA / "LT05_L2SP_090084_19980308_20200909_02_T1")
+    l7, _ = cube_from_scene(realdata / AUSTRALIA / "LE07_L2SP_090084_20210331_20210426_02_T1")
+    mixed = xr.concat([l5.assign_coords(x=l7.x, y=l7.y), l7], dim="time")
+    mixed["time_complete"] = ("time", np.ones(2, bool))
+    mixed.attrs["geoproc:source_items"] = [
+        ["LT05_L2SP_090084_19980308_20200909_02_T1_ST"],
+        ["LE07_L2SP_090084_20210331_20210426_02_T1_ST"],
+    ]
+    url = str(tmp_path / "cube.zarr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mixed.to_zarr(storage.zarr_store(url), mode="w", consolidated=True, zarr_format=3)
+        inputs = product_stage.declared_inputs(
+            select_inputs(open_cube(url, dask=False), "lst"), lst.SPEC
+        )
+        windows = product_stage.plan_date_windows(inputs, halo=0, budget_bytes=budget)
+        whole = run_product_on_cube("lst", url, str(tmp_path / "whole"), tile="T", blocking="tile")
+        blocked = run_product_on_cube(
+            "lst", url, str(tmp_path / "blocked"), tile="T", block_memory_bytes=budget
+        )
+    if budget == 2**15:  # windows of one date each
+        assert {b.time.stop - b.time.start for b in windows} == {1} and len(windows) > 2
+    else:  # both scenes in one group
+        assert [(b.axis, b.time) for b in windows] == [("time", slice(0, 2))]
+    assert blocked.mode == "space"
+
+    def digest(root: str) -> dict[str, str]:
+        files = sorted(p for p in Path(root).rglob("*") if p.is_file())
+        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+    expected = digest(whole.store)
+    assert len(expected) > 10 and digest(blocked.store) == expected
+    out = xr.open_zarr(blocked.store, consolidated=True)
+    assert np.isfinite(out["lst"].values).sum(axis=(1, 2)).min() > 100
