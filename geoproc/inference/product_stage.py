@@ -50,7 +50,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import dask.array as da
@@ -71,7 +71,7 @@ from geoproc.inference.blocks import (
     space_blocks,
     time_blocks,
 )
-from geoproc.products import blocking_of
+from geoproc.products import blocking_of, yearly_refresh
 
 log = logging.getLogger(__name__)
 
@@ -181,12 +181,19 @@ def run_blocked(
     prefetch: bool = True,
     client=None,
     open_inputs: Callable[[], xr.Dataset] | None = None,
+    years: Collection[int] | None = None,
+    copy_from: storage.Location | None = None,
 ) -> xr.Dataset:
     """Run `module.run` block by block into the store at `location`; returns the template
     (the store's structure, lazily). `finish` adds the store attributes (provenance).
 
     With a Dask ``client``, groups of blocks run as tasks on its workers; ``open_inputs``
-    (picklable, e.g. a `functools.partial`) opens the same inputs there."""
+    (picklable, e.g. a `functools.partial`) opens the same inputs there.
+
+    ``years`` (a yearly product in spatial blocks): compute only these years' layers and
+    copy the others from the store at ``copy_from`` (`yearly_refresh.copy_years`) before
+    any block runs; raises `yearly_refresh.PartialRefreshUnavailable` where the store is not
+    one layer per calendar year or the copy cannot be trusted."""
     spec = module.SPEC
     halo = block_halo(module, inputs, options) if mode == "space" else 0
     context = _halo_inputs(module, inputs, mode)
@@ -208,7 +215,12 @@ def run_blocked(
         raise NoDataError(f"{spec.name} produced no pixels.")
     _write_template(template, location)
     dims = {n: template[n].dims for n in template.data_vars}
-    if mode == "space":
+    if years is not None:
+        blocks = _partial_years(
+            module, inputs, template, location, mode, options, years, copy_from,
+            halo=halo, budget_bytes=budget_bytes, context=context,
+        )  # fmt: skip
+    elif mode == "space":
         blocks = per_year_blocks(module, inputs, template, halo, budget_bytes, context) or blocks
     if mode == "space" and two_pass(module, inputs, options):
         run_two_pass(
@@ -247,24 +259,29 @@ def per_year_blocks(
     halo: int,
     budget_bytes: int,
     context: list[str],
+    *,
+    years: Collection[int] | None = None,
 ) -> list[Block] | None:
     """Spatial blocks per calendar year for a yearly product (``incremental="yearly"``),
-    each holding that year's dates only; None where the product is not yearly or its
-    ``year`` axis is not one layer per calendar year of the dates (e.g. a short series
-    across New Year, which canopy labels as one year).
+    each holding that year's dates only (``years``: only those years' blocks); None where
+    the product is not yearly or its ``year`` axis is not one layer per calendar year of
+    the dates (e.g. a short series across New Year, which canopy labels as one year).
 
     Why: a year's outputs use that year's dates only, and blocks holding every date of a
     multi-year series shrink with its length, so each cube chunk is decoded many times
     (canopy 512² two years: 5.8x one year's time)."""
     if blocking_of(module.SPEC).incremental != "yearly" or "year" not in template.dims:
         return None
-    years = inputs["time"].values.astype("datetime64[Y]").astype(int) + 1970
+    wanted = None if years is None else {int(y) for y in years}
+    dates_year = inputs["time"].values.astype("datetime64[Y]").astype(int) + 1970
     labels = [int(y) for y in np.asarray(template["year"].values)]
-    if sorted(set(years.tolist())) != labels or np.any(np.diff(years) < 0):
+    if sorted(set(dates_year.tolist())) != labels or np.any(np.diff(dates_year) < 0):
         return None
     blocks = []
     for k, year in enumerate(labels):
-        steps = np.flatnonzero(years == year)
+        if wanted is not None and year not in wanted:
+            continue
+        steps = np.flatnonzero(dates_year == year)
         dates = slice(int(steps[0]), int(steps[-1]) + 1)
         for b in plan_blocks(
             select_steps(inputs, dates),
@@ -275,6 +292,39 @@ def per_year_blocks(
             factor=work_factor(module),
         ):
             blocks.append(dataclasses.replace(b, time=dates, year=k))
+    return blocks
+
+
+def _partial_years(
+    module,
+    inputs: xr.Dataset,
+    template: xr.Dataset,
+    location: storage.Location,
+    mode: str,
+    options: dict[str, Any],
+    years: Collection[int],
+    copy_from: storage.Location | None,
+    *,
+    halo: int,
+    budget_bytes: int,
+    context: list[str],
+) -> list[Block]:
+    """The blocks of ``years`` only, after the other years were copied from ``copy_from``."""
+    blocks = per_year_blocks(module, inputs, template, halo, budget_bytes, context, years=years)
+    if mode != "space" or blocks is None or two_pass(module, inputs, options):
+        raise yearly_refresh.PartialRefreshUnavailable(
+            "the store is not one layer per calendar year of the cube's dates"
+        )
+    if copy_from is None:
+        raise ValueError("run_blocked(years=...) needs copy_from, the store to copy years from")
+    wanted = {int(y) for y in years}
+    kept = [int(y) for y in np.asarray(template["year"].values) if int(y) not in wanted]
+    try:
+        source = zarr.open_group(storage.zarr_store(copy_from, read_only=True), mode="r")
+    except (OSError, KeyError) as exc:
+        raise yearly_refresh.PartialRefreshUnavailable("no old store to copy from") from exc
+    target = zarr.open_group(storage.zarr_store(location), mode="r+")
+    yearly_refresh.copy_years(source, target, kept)
     return blocks
 
 

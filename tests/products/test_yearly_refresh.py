@@ -28,10 +28,10 @@ def test_decide_keeps_a_year_a_few_dates_behind():
 def test_decide_recomputes_at_the_fraction_a_new_year_and_a_closed_year():
     grown = decide({"2024": 20}, {"2024": 22}, refresh_fraction=0.1)
     assert grown.recompute and grown.due == ("2024",)
-    assert "10.0 % >= 10 %" in grown.update
+    assert "recomputed 2024 (gained 2 date(s) = 10.0 % >= 10 %)" == grown.update
     closed = decide({"2024": 20}, {"2024": 21, "2025": 1}, refresh_fraction=0.1)
     assert closed.recompute and closed.due == ("2024", "2025")
-    assert "2024 closed" in closed.update and "2025 is new" in closed.update
+    assert "2024 (closed: 1 new date(s)" in closed.update and "2025 (new: 1" in closed.update
     # A closed year already complete is not recomputed for the next year's dates alone...
     assert (
         decide({"2024": 21, "2025": 20}, {"2024": 21, "2025": 21}, refresh_fraction=0.1).due == ()
@@ -76,7 +76,7 @@ def test_canopy_store_follows_the_refresh_policy(cube_url, tmp_path):
     # A second one (2 of 20 = 10 %): the year is recomputed and equals a clean run.
     _extend(cube_url, dates=22, first=21)
     grown = _run(cube_url, out)
-    assert grown.status == "written" and "2024 gained 2 date(s)" in grown.update
+    assert grown.status == "written" and "2024 (gained 2 date(s)" in grown.update
     clean = _run(cube_url, str(tmp_path / "clean22"))
     assert _data(grown.store) == _data(clean.store)
     assert _data(grown.store) != before
@@ -88,7 +88,7 @@ def test_canopy_store_follows_the_refresh_policy(cube_url, tmp_path):
     _extend(cube_url, dates=75, first=23)  # date 74 is 2025-01-05
     closed = _run(cube_url, out)
     assert closed.status == "written"
-    assert "2024 closed" in closed.update and "2025 is new" in closed.update
+    assert "2024 (closed" in closed.update and "2025 (new" in closed.update
     assert closed.steps == 2
     clean = _run(cube_url, str(tmp_path / "clean75"))
     assert _data(closed.store) == _data(clean.store)
