@@ -142,9 +142,7 @@ class ModelKernel:
         (MC dropout) with a fixed seed so reruns give the same bytes.
         """
         module = self._ensure_ready()
-        x = self.card.normalise(batch.astype(np.float32, copy=False))
-        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
-        tensor = torch.from_numpy(np.ascontiguousarray(x)).to(self._device, non_blocking=True)
+        tensor = self._normalised(batch).to(self._device, non_blocking=True)
         module.train(stochastic)
         try:
             if stochastic:
@@ -155,21 +153,51 @@ class ModelKernel:
             module.train(False)
         return y.float().cpu().numpy()
 
+    def _normalised(self, batch: np.ndarray) -> torch.Tensor:
+        """The card's z-score with NaN/inf -> 0, as a new CPU float32 tensor.
+
+        Why torch: the same float32 subtract, divide and replace as ``card.normalise`` and
+        ``np.nan_to_num`` (so the same bytes), on torch's threads instead of one numpy
+        thread, without the intermediate copies."""
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        mean = torch.tensor(self.card.mean, dtype=torch.float32).reshape(shape)
+        std = torch.tensor(self.card.stddev, dtype=torch.float32).reshape(shape)
+        with torch.inference_mode():
+            out = torch.sub(x, mean)
+            out.div_(std)
+            return torch.nan_to_num_(out, nan=0.0, posinf=0.0, neginf=0.0)
+
     def outputs_from_channels(self, y: np.ndarray, valid: np.ndarray) -> dict[str, np.ndarray]:
         """Turn raw channels into the card's variables, fill where input was masked."""
         result = {}
         for out, spec in zip(self.card.outputs, self.outputs, strict=True):
-            channels = y[:, list(out.channels)]
             if out.kind == "classification":
-                values = np.asarray([v for v, _ in out.classes])[channels.argmax(axis=1)]
+                index = _argmax_channels(y, list(out.channels))
+                values = np.asarray([v for v, _ in out.classes])[index]
             else:
-                values = channels[:, 0]
+                values = y[:, out.channels[0]]
             result[out.name] = fill_masked(values, valid, spec)
         return result
 
     def __call__(self, batch: np.ndarray, *, seed: int) -> dict[str, np.ndarray]:
         valid = valid_mask(batch, self.temporal)
         return self.outputs_from_channels(self.forward(batch), valid)
+
+
+def _argmax_channels(y: np.ndarray, channels: list[int]) -> np.ndarray:
+    """``y[:, channels].argmax(axis=1)``, one pass per channel over contiguous planes
+    instead of numpy's strided reduction (~3x faster here), with numpy's rules: the first
+    maximum wins, and the first NaN counts as the maximum."""
+    best = y[:, channels[0]]
+    index = np.zeros(best.shape, dtype=np.intp)
+    for k, c in enumerate(channels[1:], start=1):
+        cand = y[:, c]
+        with np.errstate(invalid="ignore"):
+            better = (cand > best) | (np.isnan(cand) & ~np.isnan(best))
+        index[better] = k
+        best = np.where(better, cand, best)
+    return index
 
 
 _DEVICE_MODULES: dict[tuple[str, str, str], torch.nn.Module] = {}
