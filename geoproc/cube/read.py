@@ -151,6 +151,29 @@ class RasterioReader:
         with rasterio.Env(**GDAL_ENV, **options):
             return _warp_read(href, band, tile, resampling, nodata)
 
+    def server_failure(self, href: str, timeout: float = 10.0) -> str | None:
+        """How the server fails a one-byte request for `href` (HTTP 5xx/429, no connection),
+        or None where it answers (or `href` is not HTTP).
+
+        Why: once GDAL's own HTTP retries are spent it may report a file it never received
+        as "not recognized as being in a supported file format", which reads as a
+        permanent fault: the asset was masked, and a step whose every asset a dying server
+        failed was marked complete, all NaN."""
+        import urllib.error
+        import urllib.request
+
+        url = href.removeprefix("/vsicurl/")
+        if not url.startswith(("http://", "https://")):
+            return None
+        request = urllib.request.Request(url, headers={"Range": "bytes=0-0"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310 - http(s) only
+                return None
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code}" if exc.code >= 500 or exc.code == 429 else None
+        except (urllib.error.URLError, OSError) as exc:
+            return f"no answer ({exc})"
+
 
 @dataclass
 class AssetReader:
@@ -202,9 +225,15 @@ class AssetReader:
                     continue
                 raise AssetCredentialsError(_credentials_message(item, ref, provider, message))
             if kind == "permanent":
-                log.warning("asset %s of %s unreadable, masked: %s", ref.key, item.id, message)
-                errors.append({"item": item.id, "asset": ref.key, "href": href, "error": message})
-                return None
+                probe = getattr(self.reader, "server_failure", None)
+                failure = probe(opened) if probe is not None else None
+                if failure is None:
+                    log.warning("asset %s of %s unreadable, masked: %s", ref.key, item.id, message)
+                    errors.append(
+                        {"item": item.id, "asset": ref.key, "href": href, "error": message}
+                    )
+                    return None
+                message = f"{message.strip()[:120]}; the server answers {failure}"
             if attempt < self.retries:
                 _time.sleep(min(self.backoff * 2**attempt, 8))
                 attempt += 1

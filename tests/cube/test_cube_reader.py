@@ -13,7 +13,13 @@ from geoproc.catalog.items import parse_item
 from geoproc.catalog.search import group_time_steps
 from geoproc.catalog.sensors import profile_for
 from geoproc.cube.assemble import CubeOptions, read_step
-from geoproc.cube.read import AssetCredentialsError, AssetReader, classify_message, is_transient
+from geoproc.cube.read import (
+    AssetCredentialsError,
+    AssetReader,
+    RasterioReader,
+    classify_message,
+    is_transient,
+)
 from geoproc.errors import CredentialsError, EndpointUnavailableError, StoreError, UsageError
 from tests.helpers.cube_items import TILE
 
@@ -136,3 +142,53 @@ def test_pure_shift_fast_path_equals_the_per_pixel_mapping(dx, dy, shape, monkey
     off = tuple(Affine(30.0, 0, x0 + dx + 15, 0, -30.0, y1 + dy))[:6]
     monkeypatch.undo()
     assert read._pure_shift(wkt, off, shape, TILE) is False
+
+
+class _ForgetfulReader:
+    """GDAL's words once its own HTTP retries are spent: the file 'is not recognized', a
+    fault that reads as permanent; the server probe is the real reader's."""
+
+    server_failure = staticmethod(RasterioReader().server_failure)
+
+    def read(self, href, band, tile, *, resampling, nodata, options):
+        raise OSError(f"'/vsicurl/{href}' not recognized as being in a supported file format.")
+
+
+@pytest.mark.parametrize(("status", "masked"), [(503, False), (429, False), (404, True)])
+def test_an_unreadable_file_is_masked_only_where_the_server_answers(status, masked):
+    """A server failing every request (5xx, 429) makes the build stop, naming the endpoint,
+    instead of masking every asset and marking an all-NaN step complete; a server that
+    answers (404, or a file GDAL cannot decode) leaves the asset masked and recorded."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    item = {
+        "type": "Feature", "id": "g", "collection": "HLSL30_2.0", "geometry": None,
+        "properties": {"datetime": "2024-06-01T10:00:00Z"},
+        "assets": {k: {"href": f"{base}/g/{k}.tif"} for k in ("B04", "Fmask")},
+    }  # fmt: skip
+    step = group_time_steps([(parse_item(item, catalog="/local"), profile_for("HLSL30_2.0"))], TILE)
+    reader = AssetReader(_ForgetfulReader(), retries=1, backoff=0)
+    try:
+        if masked:
+            data = read_step(step[0], TILE, ["red"], CubeOptions(), reader=reader)
+            assert np.isnan(data.bands["red"]).all()
+            assert "Fmask" in {e["asset"] for e in data.errors}
+        else:
+            with pytest.raises(EndpointUnavailableError) as err:
+                read_step(step[0], TILE, ["red"], CubeOptions(), reader=reader)
+            assert base in str(err.value) and f"HTTP {status}" in str(err.value)
+    finally:
+        server.shutdown()
+        server.server_close()
