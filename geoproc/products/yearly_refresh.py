@@ -169,16 +169,8 @@ def copy_years(source, target, labels: Collection[int]) -> None:
     missing = sorted(set(labels) - set(old_labels)) + sorted(set(labels) - set(new_labels))
     if missing:
         raise PartialRefreshUnavailable(f"the old store has no layer for {year_span(missing)}")
-    names = [
-        n
-        for n in target.array_keys()
-        if n != "year" and "year" in (zarr_layout.dimension_names(target[n]) or ())
-    ]
-    old_names = {
-        n
-        for n in source.array_keys()
-        if n != "year" and "year" in (zarr_layout.dimension_names(source[n]) or ())
-    }
+    names = _yearly_arrays(target)
+    old_names = set(_yearly_arrays(source))
     if set(names) != old_names:
         raise PartialRefreshUnavailable(
             f"the old store's yearly arrays differ ({sorted(old_names ^ set(names))})"
@@ -199,6 +191,17 @@ def copy_years(source, target, labels: Collection[int]) -> None:
                 at_old = tuple(old_labels.index(year) if s is None else s for s in index)
                 at_new = tuple(new_labels.index(year) if s is None else s for s in index)
                 new[at_new] = old[at_old]
+
+
+def _yearly_arrays(group) -> list[str]:
+    """The arrays of a zarr group that run along ``year`` (not the coordinate itself)."""
+    from geoproc import zarr_layout
+
+    return [
+        n
+        for n in group.array_keys()
+        if n != "year" and "year" in (zarr_layout.dimension_names(group[n]) or ())
+    ]
 
 
 def _layout(array) -> str:
